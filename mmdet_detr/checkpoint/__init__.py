@@ -1,0 +1,1 @@
+"""Checkpoint loading: safe unpickling and foreign-layout converters."""

@@ -1,0 +1,1 @@
+"""Datasets and demo data of the ``mmdet_detr`` scope."""

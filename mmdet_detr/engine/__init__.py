@@ -1,0 +1,1 @@
+"""Runner-side pieces (hooks) of the ``mmdet_detr`` scope."""
