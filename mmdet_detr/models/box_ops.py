@@ -1,0 +1,59 @@
+"""Box conversions and (generalised) IoU.
+
+Boxes travel as normalised ``(cx, cy, w, h)`` from the head through the matcher
+to the loss; these helpers convert at the edges. ``xyxy`` is
+``(x1, y1, x2, y2)``.
+"""
+import torch
+from torch import Tensor
+
+
+def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """(..., 4) ``cx, cy, w, h`` -> (..., 4) ``x1, y1, x2, y2``."""
+    cx, cy, w, h = boxes.unbind(-1)
+    return torch.stack(
+        [cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
+
+
+def box_xyxy_to_cxcywh(boxes: Tensor) -> Tensor:
+    """(..., 4) ``x1, y1, x2, y2`` -> (..., 4) ``cx, cy, w, h``."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1],
+                       dim=-1)
+
+
+def generalized_box_iou(boxes1: Tensor, boxes2: Tensor,
+                        eps: float = 1e-6) -> Tensor:
+    """Pairwise GIoU of (N, 4) and (K, 4) ``xyxy`` boxes -> (N, K).
+
+    Union and enclosing area are clamped below by ``eps`` (mmdet's
+    ``bbox_overlaps`` does the same), so degenerate boxes give finite values
+    instead of NaN.
+    """
+    return _giou(boxes1[:, None], boxes2[None], eps)
+
+
+def aligned_generalized_box_iou(boxes1: Tensor, boxes2: Tensor,
+                                eps: float = 1e-6) -> Tensor:
+    """GIoU of matching rows of two (N, 4) ``xyxy`` box sets -> (N, )."""
+    return _giou(boxes1, boxes2, eps)
+
+
+def _giou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-6) -> Tensor:
+    """GIoU of broadcastable (..., 4) ``xyxy`` boxes -> (...)."""
+    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
+    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])
+    inter_wh = (torch.min(boxes1[..., 2:], boxes2[..., 2:]) -
+                torch.max(boxes1[..., :2], boxes2[..., :2])).clamp(min=0)
+    overlap = inter_wh[..., 0] * inter_wh[..., 1]
+    union = (area1 + area2 - overlap).clamp(min=eps)
+    enclose_wh = (torch.max(boxes1[..., 2:], boxes2[..., 2:]) -
+                  torch.min(boxes1[..., :2], boxes2[..., :2])).clamp(min=0)
+    enclose_area = (enclose_wh[..., 0] * enclose_wh[..., 1]).clamp(min=eps)
+    return overlap / union - (enclose_area - union) / enclose_area
+
+
+def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
+    """The logit of ``x``, clamped so that 0 and 1 map to finite values."""
+    x = x.clamp(min=0, max=1)
+    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))

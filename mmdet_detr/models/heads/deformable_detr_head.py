@@ -1,0 +1,308 @@
+"""Deformable DETR's prediction head: classes and boxes for every decoder
+layer, Hungarian matching, and the focal, L1 and GIoU losses.
+
+Symbols: N prediction layers, B batch, Q queries, K classes, C channels,
+S encoder tokens.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmdet.utils import reduce_mean
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmdet_detr.registry import MODELS, TASK_UTILS
+from ..box_ops import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
+
+
+@MODELS.register_module()
+class DeformableDETRHead(nn.Module):
+    """Class and box branches over the decoder's layers.
+
+    Args:
+        num_classes: K.
+        embed_dims: C (the detector passes its own).
+        num_pred_layers: branches to build: the decoder's layers, plus one
+            for the encoder proposals in two-stage (the detector derives it).
+        share_pred_layer: one branch pair for all layers (no box
+            refinement) or one per layer.
+        as_two_stage: the last branch pair scores encoder proposals.
+        num_reg_fcs: hidden layers of the box branch.
+        sync_cls_avg_factor: average the classification normaliser over
+            all processes, as the reference implementation does.
+        loss_cls, loss_bbox, loss_iou: loss configs (mmdet's ``FocalLoss``,
+            ``L1Loss``, ``GIoULoss``); their ``loss_weight`` is the weight.
+        assigner: the matcher config (needed for training only).
+        max_per_img: detections kept per image at test time.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 embed_dims: int = 256,
+                 num_pred_layers: int = 6,
+                 share_pred_layer: bool = True,
+                 as_two_stage: bool = False,
+                 num_reg_fcs: int = 2,
+                 sync_cls_avg_factor: bool = False,
+                 loss_cls: dict = dict(
+                     type='FocalLoss',
+                     use_sigmoid=True,
+                     gamma=2.0,
+                     alpha=0.25,
+                     loss_weight=2.0),
+                 loss_bbox: dict = dict(type='L1Loss', loss_weight=5.0),
+                 loss_iou: dict = dict(type='GIoULoss', loss_weight=2.0),
+                 assigner: Optional[dict] = None,
+                 max_per_img: int = 100) -> None:
+        super().__init__()
+        if not loss_cls.get('use_sigmoid', False):
+            raise ValueError(
+                'DeformableDETRHead scores classes with sigmoids: loss_cls '
+                f'must have use_sigmoid=True, got {loss_cls}; use DETRHead '
+                'for a softmax classifier with a no-object class')
+        self.num_classes = num_classes
+        self.num_pred_layers = num_pred_layers
+        self.share_pred_layer = share_pred_layer
+        self.as_two_stage = as_two_stage
+        self.sync_cls_avg_factor = sync_cls_avg_factor
+        self.max_per_img = max_per_img
+        self.loss_cls = MODELS.build(loss_cls)
+        self.loss_bbox = MODELS.build(loss_bbox)
+        self.loss_iou = MODELS.build(loss_iou)
+        self.assigner = TASK_UTILS.build(assigner) if assigner else None
+
+        def reg_branch() -> nn.Sequential:
+            layers = []
+            for _ in range(num_reg_fcs):
+                layers += [nn.Linear(embed_dims, embed_dims), nn.ReLU()]
+            return nn.Sequential(*layers, nn.Linear(embed_dims, 4))
+
+        if share_pred_layer:
+            cls_branch = nn.Linear(embed_dims, num_classes)
+            shared_reg = reg_branch()
+            self.cls_branches = nn.ModuleList([cls_branch] * num_pred_layers)
+            self.reg_branches = nn.ModuleList([shared_reg] * num_pred_layers)
+        else:
+            self.cls_branches = nn.ModuleList(
+                nn.Linear(embed_dims, num_classes)
+                for _ in range(num_pred_layers))
+            self.reg_branches = nn.ModuleList(
+                reg_branch() for _ in range(num_pred_layers))
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """A 0.01 foreground prior, and boxes that start at the reference
+        with a small size (sigmoid(-2) ~ 0.12)."""
+        prior_bias = -torch.log(torch.tensor((1 - 0.01) / 0.01)).item()
+        for branch in self.cls_branches:
+            nn.init.constant_(branch.bias, prior_bias)
+        for branch in self.reg_branches:
+            nn.init.constant_(branch[-1].weight, 0.)
+            nn.init.constant_(branch[-1].bias, 0.)
+        nn.init.constant_(self.reg_branches[0][-1].bias[2:], -2.0)
+        if self.as_two_stage:
+            # Encoder anchors carry their own size.
+            for branch in self.reg_branches:
+                nn.init.constant_(branch[-1].bias[2:], 0.0)
+
+    def forward(self, hidden_states: Tensor,
+                references: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+        """Predict for every decoder layer.
+
+        Args:
+            hidden_states: (N, B, Q, C) the decoder's layer outputs.
+            references: at least N tensors (B, Q, 2 or 4), normalised
+                reference points or boxes each layer started from.
+
+        Returns:
+            cls_logits: (N, B, Q, K).
+            boxes: (N, B, Q, 4) normalised ``(cx, cy, w, h)``.
+        """
+        cls_logits, boxes = zip(*(
+            self._predict_layer(layer_id, hidden_state, references[layer_id])
+            for layer_id, hidden_state in enumerate(hidden_states)))
+        return torch.stack(cls_logits), torch.stack(boxes)
+
+    def _predict_layer(self, layer_id: int, hidden_state: Tensor,
+                       reference: Tensor) -> Tuple[Tensor, Tensor]:
+        """(B, Q, C) -> (B, Q, K) logits and (B, Q, 4) boxes of one layer,
+        the box a delta in logit space on the (B, Q, 2 or 4) reference."""
+        reference = inverse_sigmoid(reference)
+        delta = self.reg_branches[layer_id](hidden_state)  # B, Q, 4
+        if reference.shape[-1] == 4:
+            box_logits = delta + reference
+        else:
+            box_logits = torch.cat(
+                [delta[..., :2] + reference, delta[..., 2:]], -1)
+        return self.cls_branches[layer_id](hidden_state), box_logits.sigmoid()
+
+    def loss(self, hidden_states: Tensor, references: Sequence[Tensor],
+             enc_cls_logits: Optional[Tensor], enc_boxes: Optional[Tensor],
+             batch_gt_instances: List[InstanceData],
+             batch_img_metas: List[dict]) -> Dict[str, Tensor]:
+        """Losses of every decoder layer (the last unprefixed, layer i as
+        ``d{i}.loss_*``) and, in two-stage, of the encoder proposals
+        (``enc_loss_*``, class-agnostic).
+
+        Args:
+            hidden_states, references: as for :meth:`forward`.
+            enc_cls_logits: (B, S, K) or None.
+            enc_boxes: (B, S, 4) normalised ``(cx, cy, w, h)`` or None.
+            batch_gt_instances: per image ``bboxes`` (G_b, 4) ``xyxy`` in
+                pixels and ``labels`` (G_b, ).
+            batch_img_metas: per image, ``img_shape`` (h, w).
+        """
+        if self.assigner is None:
+            raise ValueError('the head has no assigner: set '
+                             'model.train_cfg.assigner to train')
+        cls_logits, boxes = self(hidden_states, references)
+        targets = _Targets.build(batch_gt_instances, batch_img_metas)
+        losses = {}
+        per_layer = self._losses(cls_logits, boxes, targets.labels, targets)
+        for layer_id, layer_losses in enumerate(per_layer):
+            prefix = '' if layer_id == len(per_layer) - 1 else f'd{layer_id}.'
+            for name, value in layer_losses.items():
+                losses[prefix + name] = value
+        if enc_cls_logits is not None:
+            # Proposals are scored as "object": every target is class 0.
+            agnostic = [torch.zeros_like(labels) for labels in targets.labels]
+            enc_losses = self._losses(enc_cls_logits[None], enc_boxes[None],
+                                      agnostic, targets)[0]
+            for name, value in enc_losses.items():
+                losses['enc_' + name] = value
+        return losses
+
+    def _losses(self, cls_logits: Tensor, boxes: Tensor,
+                labels: List[Tensor],
+                targets: '_Targets') -> List[Dict[str, Tensor]]:
+        """Match and compute the three losses for each of T layers.
+
+        Args:
+            cls_logits: (T, B, Q, K).
+            boxes: (T, B, Q, 4) normalised ``(cx, cy, w, h)``.
+            labels: B tensors (G_b, ), the class targets.
+            targets: boxes and image sizes.
+        """
+        T, B, Q, K = cls_logits.shape
+        matches = self.assigner.assign(cls_logits.detach(), boxes.detach(),
+                                       labels, targets.boxes)
+        num_pos = sum(min(Q, len(lab)) for lab in labels)
+        cls_avg_factor = self._average(num_pos, self.sync_cls_avg_factor)
+        box_avg_factor = self._average(num_pos, True)
+        results = []
+        for t in range(T):
+            batch_idx = torch.cat([
+                torch.full_like(q, b) for b, (q, _) in enumerate(matches[t])
+            ])
+            query_idx = torch.cat([q for q, _ in matches[t]])
+            target_idx = [g for _, g in matches[t]]
+            cls_target = cls_logits.new_full((B, Q),
+                                              K,
+                                              dtype=torch.long)  # B, Q
+            cls_target[batch_idx, query_idx] = torch.cat(
+                [lab[g] for lab, g in zip(labels, target_idx)])
+            loss_cls = self.loss_cls(
+                cls_logits[t].reshape(B * Q, K),
+                cls_target.flatten(),
+                avg_factor=cls_avg_factor)
+            pred = boxes[t][batch_idx, query_idx]  # n, 4
+            if pred.numel() == 0:
+                # Keep the box branches in the graph (DDP needs every
+                # parameter to receive a gradient).
+                zero = boxes[t].sum() * 0
+                results.append(
+                    dict(loss_cls=loss_cls, loss_bbox=zero, loss_iou=zero))
+                continue
+            target = torch.cat(
+                [gt[g] for gt, g in zip(targets.boxes, target_idx)])
+            # GIoU in pixels, as mmdet computes it; the L1 stays normalised.
+            scale = torch.cat([
+                f.expand(len(g), 4) for f, g in zip(targets.factors,
+                                                    target_idx)
+            ])
+            loss_bbox = self.loss_bbox(pred, target, avg_factor=box_avg_factor)
+            loss_iou = self.loss_iou(
+                box_cxcywh_to_xyxy(pred) * scale,
+                box_cxcywh_to_xyxy(target) * scale,
+                avg_factor=box_avg_factor)
+            results.append(
+                dict(loss_cls=loss_cls, loss_bbox=loss_bbox,
+                     loss_iou=loss_iou))
+        return results
+
+    @staticmethod
+    def _average(num_pos: int, across_processes: bool) -> Union[float, Tensor]:
+        """The number of matches (averaged over processes), at least 1.
+
+        A plain number unless processes are averaged, so a single process
+        never waits on the device.
+        """
+        if across_processes and torch.distributed.is_available() and \
+                torch.distributed.is_initialized():
+            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+            return reduce_mean(torch.tensor(float(num_pos),
+                                            device=device)).clamp(min=1)
+        return max(float(num_pos), 1.0)
+
+    @torch.no_grad()
+    def predict(self,
+                hidden_states: Tensor,
+                references: Sequence[Tensor],
+                batch_img_metas: List[dict],
+                rescale: bool = True) -> List[InstanceData]:
+        """Detections of the last layer: the top ``max_per_img`` (query,
+        class) scores per image.
+
+        Returns:
+            per image ``bboxes`` (n, 4) ``xyxy`` in pixels of the input (or
+            of the original image when ``rescale``), ``scores`` (n, ) and
+            ``labels`` (n, ).
+        """
+        last = len(hidden_states) - 1
+        cls_logits, boxes = self._predict_layer(last, hidden_states[last],
+                                                references[last])
+        results = []
+        for logits, box, meta in zip(cls_logits, boxes, batch_img_metas):
+            scores, index = logits.sigmoid().flatten().topk(
+                min(self.max_per_img, logits.numel()))
+            labels = index % self.num_classes
+            box = box_cxcywh_to_xyxy(box[index // self.num_classes])
+            h, w = meta['img_shape'][:2]
+            box = box * box.new_tensor([w, h, w, h])
+            box[:, 0::2].clamp_(min=0, max=w)
+            box[:, 1::2].clamp_(min=0, max=h)
+            if rescale:
+                box = box / box.new_tensor(meta['scale_factor']).repeat(2)
+            results.append(InstanceData(bboxes=box, scores=scores,
+                                        labels=labels))
+        return results
+
+
+class _Targets:
+    """Ground truth of a batch in the head's units.
+
+    boxes: B tensors (G_b, 4) normalised ``(cx, cy, w, h)``.
+    labels: B tensors (G_b, ) long.
+    factors: B tensors (1, 4) ``(w, h, w, h)`` of each image in pixels.
+    """
+
+    def __init__(self, boxes: List[Tensor], labels: List[Tensor],
+                 factors: List[Tensor]) -> None:
+        self.boxes = boxes
+        self.labels = labels
+        self.factors = factors
+
+    @classmethod
+    def build(cls, batch_gt_instances: List[InstanceData],
+              batch_img_metas: List[dict]) -> '_Targets':
+        boxes, labels, factors = [], [], []
+        for gt, meta in zip(batch_gt_instances, batch_img_metas):
+            h, w = meta['img_shape'][:2]
+            factor = gt.bboxes.new_tensor([[w, h, w, h]])
+            boxes.append(box_xyxy_to_cxcywh(gt.bboxes / factor))
+            labels.append(gt.labels)
+            factors.append(factor)
+        return cls(boxes, labels, factors)
+
+
+__all__ = ['DeformableDETRHead']

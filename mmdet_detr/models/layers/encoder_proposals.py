@@ -1,0 +1,147 @@
+"""Two-stage Deformable DETR: the encoder proposes boxes, the best become
+the decoder's queries.
+
+Symbols: B batch, S = sum_l H_l * W_l memory tokens, Q queries, C channels.
+"""
+import math
+from typing import NamedTuple, Tuple
+
+import torch
+from torch import Tensor, nn
+
+
+class EncoderProposals(NamedTuple):
+    """What the two-stage step hands on.
+
+    query, query_pos: (B, Q, C) the decoder's queries.
+    reference_points: (B, Q, 4) normalised ``(cx, cy, w, h)``, detached.
+    cls_logits: (B, S, K) per-token class logits (trained as one
+        foreground class: only column 0 ranks the proposals).
+    boxes: (B, S, 4) per-token boxes, normalised ``(cx, cy, w, h)``.
+    """
+    query: Tensor
+    query_pos: Tensor
+    reference_points: Tensor
+    cls_logits: Tensor
+    boxes: Tensor
+
+
+class EncoderProposalGenerator(nn.Module):
+    """Scores every memory token as an object proposal and keeps the top Q.
+
+    Every token gets an anchor box centred on its pixel with side
+    ``0.05 * 2**level``; the head's extra branches (index N, after the N
+    decoder layers) classify the transformed memory and regress a delta on
+    the anchor. The top-Q boxes, through a sine embedding and a linear
+    layer, give both halves of the decoder's queries.
+
+    Args:
+        embed_dims: C.
+        num_queries: Q, the proposals kept.
+    """
+
+    def __init__(self, embed_dims: int, num_queries: int) -> None:
+        super().__init__()
+        self.num_queries = num_queries
+        self.memory_trans_fc = nn.Linear(embed_dims, embed_dims)
+        self.memory_trans_norm = nn.LayerNorm(embed_dims)
+        self.pos_trans_fc = nn.Linear(embed_dims * 2, embed_dims * 2)
+        self.pos_trans_norm = nn.LayerNorm(embed_dims * 2)
+
+    def init_weights(self) -> None:
+        nn.init.xavier_uniform_(self.memory_trans_fc.weight)
+        nn.init.xavier_uniform_(self.pos_trans_fc.weight)
+
+    def forward(self, memory: Tensor, memory_padding_mask: Tensor,
+                spatial_shapes: Tensor, cls_branch: nn.Module,
+                reg_branch: nn.Module) -> EncoderProposals:
+        """Propose.
+
+        Args:
+            memory: (B, S, C) the encoder output.
+            memory_padding_mask: (B, S) bool, True at padded tokens.
+            spatial_shapes: (L, 2) long, ``(H_l, W_l)``.
+            cls_branch: (..., C) -> (..., K) class logits.
+            reg_branch: (..., C) -> (..., 4) box delta in logit space.
+        """
+        C = memory.shape[-1]
+        anchors, valid = token_anchors(memory_padding_mask, spatial_shapes)
+        # Padded and border tokens propose nothing: zero memory, inf logits.
+        keep = valid & ~memory_padding_mask[..., None]  # B, S, 1
+        anchors = anchors.masked_fill(~keep, float('inf'))
+        memory = memory.masked_fill(~keep, 0.0)
+        memory = self.memory_trans_norm(self.memory_trans_fc(memory))
+        cls_logits = cls_branch(memory)  # B, S, K
+        box_logits = reg_branch(memory) + anchors  # B, S, 4
+        top = torch.topk(cls_logits[..., 0], self.num_queries, dim=1)[1]
+        top_box_logits = torch.gather(
+            box_logits, 1,
+            top.unsqueeze(-1).repeat(1, 1, 4)).detach()  # B, Q, 4
+        pos = self.pos_trans_norm(
+            self.pos_trans_fc(box_sine_embedding(top_box_logits,
+                                                 C // 2)))  # B, Q, 2C
+        query_pos, query = torch.split(pos, C, dim=2)
+        return EncoderProposals(query, query_pos, top_box_logits.sigmoid(),
+                                cls_logits, box_logits.sigmoid())
+
+
+def token_anchors(padding_mask: Tensor,
+                  spatial_shapes: Tensor) -> Tuple[Tensor, Tensor]:
+    """An anchor box for every token, in logit space.
+
+    Args:
+        padding_mask: (B, S) bool, True at padded tokens.
+        spatial_shapes: (L, 2) long.
+
+    Returns:
+        anchors: (B, S, 4) ``inverse_sigmoid(cx, cy, w, h)`` with centres
+            normalised by the valid extent of the level.
+        valid: (B, S, 1) bool, False where a coordinate is outside
+            (0.01, 0.99), which the logit cannot represent well.
+    """
+    B = padding_mask.shape[0]
+    anchors = []
+    start = 0
+    for level, (h, w) in enumerate(spatial_shapes.tolist()):
+        mask = padding_mask[:, start:start + h * w].view(B, h, w)
+        valid_h = (~mask[:, :, 0]).sum(1)
+        valid_w = (~mask[:, 0, :]).sum(1)
+        scale = torch.stack([valid_w, valid_h], 1).view(B, 1, 1, 2)
+        grid_y, grid_x = torch.meshgrid(
+            torch.linspace(0, h - 1, h, dtype=torch.float32,
+                           device=mask.device),
+            torch.linspace(0, w - 1, w, dtype=torch.float32,
+                           device=mask.device),
+            indexing='ij')  # H_l, W_l
+        grid = torch.stack([grid_x, grid_y], -1)  # H_l, W_l, 2
+        centres = (grid.unsqueeze(0).expand(B, -1, -1, -1) + 0.5) / scale
+        sizes = torch.ones_like(centres) * 0.05 * (2.0**level)
+        anchors.append(torch.cat((centres, sizes), -1).view(B, -1, 4))
+        start += h * w
+    anchors = torch.cat(anchors, 1)  # B, S, 4
+    valid = ((anchors > 0.01) & (anchors < 0.99)).all(-1, keepdim=True)
+    # The plain logit, unclamped: invalid entries are overwritten by inf.
+    return torch.log(anchors / (1 - anchors)), valid
+
+
+def box_sine_embedding(box_logits: Tensor,
+                       num_feats: int,
+                       temperature: int = 10000) -> Tensor:
+    """Sine embedding of boxes given in logit space.
+
+    Args:
+        box_logits: (B, Q, 4) ``inverse_sigmoid(cx, cy, w, h)``.
+        num_feats: channels per coordinate (C / 2).
+
+    Returns:
+        (B, Q, 4 * num_feats) the embedding, coordinates in cx, cy, w, h
+        order.
+    """
+    dim_t = torch.arange(
+        num_feats, dtype=torch.float32, device=box_logits.device)
+    dim_t = temperature**(2 * (dim_t // 2) / num_feats)
+    pos = box_logits.sigmoid()[..., None] * (2 * math.pi) / dim_t  # B,Q,4,F
+    pos = torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()),
+                      dim=4)  # B, Q, 4, F/2, 2
+    return pos.flatten(2)  # B, Q, 4*F
+
