@@ -64,7 +64,12 @@ class EncoderProposalGenerator(nn.Module):
             cls_branch: (..., C) -> (..., K) class logits.
             reg_branch: (..., C) -> (..., 4) box delta in logit space.
         """
-        C = memory.shape[-1]
+        B, S, C = memory.shape
+        if S < self.num_queries:
+            raise ValueError(
+                f'two-stage selects num_queries={self.num_queries} proposals '
+                f'but the feature maps have only {S} tokens: use larger '
+                'input images or fewer queries')
         anchors, valid = token_anchors(memory_padding_mask, spatial_shapes)
         # Padded and border tokens propose nothing: zero memory, inf logits.
         keep = valid & ~memory_padding_mask[..., None]  # B, S, 1
