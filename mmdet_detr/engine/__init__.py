@@ -1,1 +1,14 @@
-"""Runner-side pieces (hooks) of the ``mmdet_detr`` scope."""
+"""Runner-side pieces of the ``mmdet_detr`` scope.
+
+The registries of ``mmdet_detr/registry.py`` import this package the first
+time a Runner with ``default_scope='mmdet_detr'`` looks up a hook, optimizer
+wrapper, metric or visualizer. Importing it also makes mmengine load local
+checkpoints through :mod:`mmdet_detr.checkpoint.safe_load` (``weights_only``
+unpickling with an explicit allowlist), before the Runner loads any.
+"""
+from mmdet_detr.checkpoint.safe_load import install_safe_local_loader
+from .bf16_optim_wrapper import BF16AutocastOptimWrapper
+
+install_safe_local_loader()
+
+__all__ = ['BF16AutocastOptimWrapper']

@@ -1,0 +1,177 @@
+"""What ``tools/train.py`` and ``tools/test.py`` do to a config, as functions.
+
+Each function applies one command-line option to a loaded
+:class:`mmengine.Config` (or checks one), so the tools stay argument parsing
+over mmengine's Runner and the tests can call the same code.
+"""
+import os
+import os.path as osp
+import re
+from typing import Optional
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from mmdet_detr.registry import RUNNERS
+
+DEFAULT_SCOPE = 'mmdet_detr'
+# ``scheme://...`` paths are fetched by mmengine's CheckpointLoader
+# (torchvision://, open-mmlab://, http(s)://, s3://, ...), not read locally.
+_REMOTE_PATH = re.compile(r'^[\w.+-]+:(\w+:)?//')
+
+
+def load_config(config: str,
+                cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Read ``config``, merge ``--cfg-options`` and fill in the run settings.
+
+    The work directory is, by priority, ``work_dir``, the config's own
+    ``work_dir``, then ``work_dirs/<config file name without .py>``. A config
+    without ``default_scope`` gets ``'mmdet_detr'``, so the Runner resolves
+    ``type=`` names in this project's registries and, through them, mmdet's.
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file {config!r} does not exist')
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+    if cfg.get('default_scope') is None:
+        cfg.default_scope = DEFAULT_SCOPE
+    return cfg
+
+
+def set_local_rank(local_rank: int) -> None:
+    """Export ``LOCAL_RANK`` for launchers that pass ``--local_rank``
+    instead of setting it (``torch.distributed.launch``)."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+def enable_amp(cfg: Config) -> None:
+    """Train with automatic mixed precision (``--amp``).
+
+    On a GPU: mmengine's ``AmpOptimWrapper`` (float16 autocast, dynamic loss
+    scaling), as in mmdet. Without one: ``BF16AutocastOptimWrapper``
+    (bfloat16 autocast), because ``AmpOptimWrapper`` refuses to start without
+    a GPU and CPU autocast supports bfloat16 only.
+    """
+    if 'optim_wrapper' not in cfg:
+        raise ValueError(f'--amp needs an `optim_wrapper` in the config, and '
+                         f'{cfg.filename!r} has none')
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    else:
+        cfg.optim_wrapper.type = 'BF16AutocastOptimWrapper'
+
+
+def enable_auto_scale_lr(cfg: Config) -> None:
+    """Scale the learning rate linearly from ``auto_scale_lr.base_batch_size``
+    to the actual total batch size (``--auto-scale-lr``)."""
+    if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+        raise ValueError(
+            '--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=N)` '
+            'in the config (N: the total batch size its lr is meant for), '
+            f'and {cfg.filename!r} has none')
+    cfg.auto_scale_lr.enable = True
+
+
+def check_checkpoint_path(path: str, option: str) -> None:
+    """Fail early, before any model is built, on a missing local file.
+
+    ``option`` names the command-line argument in the message.
+    """
+    if _REMOTE_PATH.match(path):
+        return
+    if not osp.isfile(osp.expanduser(path)):
+        raise FileNotFoundError(
+            f'{option}: checkpoint file {path!r} does not exist (working '
+            f'directory: {os.getcwd()!r})')
+
+
+def apply_resume(cfg: Config, resume: Optional[str]) -> None:
+    """Resume training (``--resume [CHECKPOINT]``).
+
+    ``'auto'`` resumes from the latest checkpoint of the work directory
+    (its ``last_checkpoint`` file) and starts from scratch when there is
+    none; a path resumes from that checkpoint. ``None`` leaves the config's
+    ``resume`` and ``load_from`` as they are. Resuming restores the model,
+    optimizer, parameter schedulers, epoch and iteration.
+    """
+    if resume is None:
+        return
+    cfg.resume = True
+    if resume == 'auto':
+        cfg.load_from = None
+    else:
+        check_checkpoint_path(resume, '--resume')
+        cfg.load_from = resume
+
+
+def set_test_checkpoint(cfg: Config, checkpoint: str) -> None:
+    """Evaluate the weights in ``checkpoint`` (``tools/test.py``).
+
+    Only the model weights are loaded: ``resume`` is switched off, since
+    resuming restores training state that a test run does not build.
+    """
+    check_checkpoint_path(checkpoint, 'CHECKPOINT')
+    cfg.load_from = checkpoint
+    cfg.resume = False
+
+
+def enable_visualization(cfg: Config,
+                         show: bool = False,
+                         show_dir: Optional[str] = None,
+                         wait_time: float = 2.0) -> None:
+    """Draw test predictions (``--show``, ``--show-dir``).
+
+    Turns on ``default_hooks.visualization`` (mmdet's
+    ``DetVisualizationHook``): ``show`` opens a window per image for
+    ``wait_time`` seconds, ``show_dir`` writes the drawn images there
+    (a relative ``show_dir`` lands under ``<work_dir>/<timestamp>/``).
+    """
+    if not (show or show_dir):
+        return
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise ValueError(
+            '--show/--show-dir need `default_hooks.visualization` in the '
+            "config, e.g. visualization=dict(type='DetVisualizationHook') "
+            "(configs/_base_/default_runtime.py has it), and "
+            f'{cfg.filename!r} has none')
+    hook.draw = True
+    if show:
+        hook.show = True
+        hook.wait_time = wait_time
+    if show_dir:
+        hook.test_out_dir = show_dir
+
+
+def check_dump_path(out: Optional[str]) -> None:
+    """``--out`` must name a pickle file."""
+    if out is not None and not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(
+            f'--out {out!r}: predictions are dumped as a pickle, so the file '
+            'name must end with .pkl or .pickle')
+
+
+def build_runner(cfg: Config) -> Runner:
+    """mmengine's Runner, or the ``runner_type`` the config names."""
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def add_dump_metric(runner: Runner, out: str) -> None:
+    """Also write the test predictions to ``out`` (``--out``), with mmdet's
+    ``DumpDetResults`` (mmengine's ``DumpResults`` without ground truth)."""
+    from mmdet.evaluation import DumpDetResults
+    runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))

@@ -1,0 +1,73 @@
+"""Test (and evaluate) a detector:
+``python tools/test.py CONFIG CHECKPOINT [options]``."""
+import argparse
+import os.path as osp
+import sys
+
+from mmengine.config import DictAction
+
+# Run from a source checkout without installing the package.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmdet_detr.engine import cli  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Test a detector and print its COCO metrics')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the dir for logs and the metrics file (default: '
+        'work_dirs/<config name>)')
+    parser.add_argument(
+        '--out', help='also dump the predictions to this .pkl file')
+    parser.add_argument(
+        '--show', action='store_true', help='show the predictions')
+    parser.add_argument(
+        '--show-dir',
+        help='save images with predictions drawn here (a relative path is '
+        'taken under work_dir/<timestamp>/)')
+    parser.add_argument(
+        '--wait-time',
+        type=float,
+        default=2,
+        help='seconds each image is shown with --show')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value pairs such as '
+        'test_dataloader.batch_size=4 or key="[a,b]" for lists (no spaces)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
+    # --local_rank; torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser, parser.parse_args()
+
+
+def main():
+    parser, args = parse_args()
+    cli.set_local_rank(args.local_rank)
+    try:
+        cli.check_checkpoint_path(args.checkpoint, 'CHECKPOINT')
+        cli.check_dump_path(args.out)
+        cfg = cli.load_config(args.config, args.cfg_options, args.work_dir,
+                              args.launcher)
+        cli.set_test_checkpoint(cfg, args.checkpoint)
+        cli.enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    runner = cli.build_runner(cfg)
+    if args.out is not None:
+        cli.add_dump_metric(runner, args.out)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

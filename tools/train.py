@@ -1,0 +1,73 @@
+"""Train a detector: ``python tools/train.py CONFIG [options]``."""
+import argparse
+import os.path as osp
+import sys
+
+from mmengine.config import DictAction
+
+# Run from a source checkout without installing the package.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmdet_detr.engine import cli  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        '--work-dir',
+        help='the dir to save logs and models (default: '
+        'work_dirs/<config name>)')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        metavar='CHECKPOINT',
+        help='resume from CHECKPOINT, or, with no value, from the latest '
+        'checkpoint in the work dir')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision: float16 on GPU, bfloat16 on CPU')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr from auto_scale_lr.base_batch_size to the actual '
+        'total batch size')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value pairs such as '
+        'train_cfg.max_epochs=12 or key="[a,b]" for lists (no spaces)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
+    # --local_rank; torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser, parser.parse_args()
+
+
+def main():
+    parser, args = parse_args()
+    cli.set_local_rank(args.local_rank)
+    try:
+        cfg = cli.load_config(args.config, args.cfg_options, args.work_dir,
+                              args.launcher)
+        cli.apply_resume(cfg, args.resume)
+        if args.amp:
+            cli.enable_amp(cfg)
+        if args.auto_scale_lr:
+            cli.enable_auto_scale_lr(cfg)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    runner = cli.build_runner(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
