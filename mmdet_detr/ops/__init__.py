@@ -1,0 +1,10 @@
+"""Kernels: multi-scale deformable attention on CPU and CUDA."""
+from .ms_deform_attn_func import (MultiScaleDeformableAttnCPUFunction,
+                                  cpu_kernel_available,
+                                  multi_scale_deformable_attn)
+from .ms_deform_attn_pytorch import ms_deform_attn_pytorch
+
+__all__ = [
+    'MultiScaleDeformableAttnCPUFunction', 'cpu_kernel_available',
+    'ms_deform_attn_pytorch', 'multi_scale_deformable_attn'
+]

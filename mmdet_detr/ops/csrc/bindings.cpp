@@ -1,0 +1,23 @@
+// Python bindings of the compiled ops: the module mmdet_detr.ops._C.
+#include <torch/extension.h>
+
+#include "ms_deform_attn_cpu.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("ms_deform_attn_cpu_forward", &mmdet_detr::ms_deform_attn_cpu_forward,
+        "Multi-scale deformable attention forward on CPU: (value (B, S, M, D), "
+        "spatial_shapes (L, 2), level_start_index (L,), sampling_locations "
+        "(B, Q, M, L, P, 2), attention_weights (B, Q, M, L, P)) -> "
+        "(B, Q, M * D)",
+        py::arg("value"), py::arg("spatial_shapes"),
+        py::arg("level_start_index"), py::arg("sampling_locations"),
+        py::arg("attention_weights"));
+  m.def("ms_deform_attn_cpu_backward",
+        &mmdet_detr::ms_deform_attn_cpu_backward,
+        "Multi-scale deformable attention backward on CPU: the forward's "
+        "inputs and grad_output (B, Q, M * D) -> [grad_value, "
+        "grad_sampling_locations, grad_attention_weights]",
+        py::arg("value"), py::arg("spatial_shapes"),
+        py::arg("level_start_index"), py::arg("sampling_locations"),
+        py::arg("attention_weights"), py::arg("grad_output"));
+}

@@ -1,0 +1,410 @@
+// Multi-scale deformable attention on CPU, forward and backward.
+//
+// Symbols: B batch, S = sum_l H_l * W_l value tokens, Q queries, M heads,
+// D channels per head, L levels, P sampling points per level and head.
+//
+// Each sampling point is bilinearly sampled straight from value and added,
+// times its attention weight, to the output; the (B*M, D, Q, L*P) tensor of
+// sampled values that the PyTorch path builds never exists. The loops over D
+// run over contiguous memory and carry `omp simd`, so they vectorise.
+//
+// Determinism: every output element, every gradient of a sampling location or
+// attention weight, and every row of grad_value is written by one thread in a
+// fixed order, so results do not depend on the number of threads.
+#include "ms_deform_attn_cpu.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define MSDA_X86_DISPATCH 1
+#define MSDA_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define MSDA_X86_DISPATCH 0
+#define MSDA_ALWAYS_INLINE
+#endif
+
+namespace mmdet_detr {
+namespace {
+
+// The four pixels around one sampling point and their bilinear weights.
+// Corner k is (y_low + k / 2, x_low + k % 2).
+template <typename scalar_t>
+struct BilinearPoint {
+  int64_t pixel[4];     // y * W + x inside the level; -1 outside the map
+  scalar_t weight[4];   // (1-ly)(1-lx), (1-ly)lx, ly(1-lx), ly*lx
+  scalar_t lx, ly;      // x - x_low, y - y_low
+};
+
+// Locates (loc_x, loc_y) in [0, 1] on an H x W map the way
+// grid_sample(align_corners=False, padding_mode='zeros') and mmcv's CUDA
+// ms_deform_attn_im2col_bilinear do: pixel centres sit at (i + 0.5) / W and
+// corners outside the map hold zeros. Returns false when no corner lies
+// inside the map (also for NaN locations), i.e. the point samples zero and
+// has zero gradient.
+template <typename scalar_t>
+MSDA_ALWAYS_INLINE inline bool locate(scalar_t loc_x, scalar_t loc_y, int64_t H, int64_t W,
+                   BilinearPoint<scalar_t>& pt) {
+  const scalar_t x = loc_x * static_cast<scalar_t>(W) - scalar_t(0.5);
+  const scalar_t y = loc_y * static_cast<scalar_t>(H) - scalar_t(0.5);
+  // x in [-1, W) is exactly the range where x_low or x_low + 1 is in
+  // [0, W - 1]. mmcv's kernel tests x > -1 instead, which differs only in
+  // the location gradient on the line x == -1, where grid_sample (the
+  // reference) still counts the in-map corner.
+  if (!(x >= -1 && y >= -1 && x < W && y < H)) {
+    return false;
+  }
+  const int64_t x_low = static_cast<int64_t>(std::floor(x));
+  const int64_t y_low = static_cast<int64_t>(std::floor(y));
+  pt.lx = x - static_cast<scalar_t>(x_low);
+  pt.ly = y - static_cast<scalar_t>(y_low);
+  const scalar_t hx = 1 - pt.lx;
+  const scalar_t hy = 1 - pt.ly;
+  pt.weight[0] = hy * hx;
+  pt.weight[1] = hy * pt.lx;
+  pt.weight[2] = pt.ly * hx;
+  pt.weight[3] = pt.ly * pt.lx;
+  for (int k = 0; k < 4; ++k) {
+    const int64_t xk = x_low + k % 2;
+    const int64_t yk = y_low + k / 2;
+    const bool inside = xk >= 0 && xk < W && yk >= 0 && yk < H;
+    pt.pixel[k] = inside ? yk * W + xk : -1;
+  }
+  return true;
+}
+
+void check_inputs(const at::Tensor& value, const at::Tensor& spatial_shapes,
+                  const at::Tensor& level_start_index,
+                  const at::Tensor& sampling_locations,
+                  const at::Tensor& attention_weights) {
+  const at::Tensor* tensors[] = {&value, &spatial_shapes, &level_start_index,
+                                 &sampling_locations, &attention_weights};
+  const char* names[] = {"value", "spatial_shapes", "level_start_index",
+                         "sampling_locations", "attention_weights"};
+  for (int i = 0; i < 5; ++i) {
+    TORCH_CHECK(tensors[i]->device().is_cpu(), "ms_deform_attn_cpu: ",
+                names[i], " must be a CPU tensor, got one on ",
+                tensors[i]->device());
+    TORCH_CHECK(tensors[i]->is_contiguous(), "ms_deform_attn_cpu: ",
+                names[i], " must be contiguous; call .contiguous() first");
+  }
+  TORCH_CHECK(value.dim() == 4, "ms_deform_attn_cpu: value must be (B, S, M, "
+              "D), got shape ", value.sizes());
+  TORCH_CHECK(sampling_locations.dim() == 6 && sampling_locations.size(5) == 2,
+              "ms_deform_attn_cpu: sampling_locations must be (B, Q, M, L, P, "
+              "2), got shape ", sampling_locations.sizes());
+  const int64_t B = value.size(0), M = value.size(2);
+  const int64_t Q = sampling_locations.size(1);
+  const int64_t L = sampling_locations.size(3);
+  const int64_t P = sampling_locations.size(4);
+  TORCH_CHECK(sampling_locations.size(0) == B && sampling_locations.size(2) == M,
+              "ms_deform_attn_cpu: sampling_locations ", sampling_locations.sizes(),
+              " must match value ", value.sizes(), " in B and M");
+  TORCH_CHECK(attention_weights.sizes() == at::IntArrayRef({B, Q, M, L, P}),
+              "ms_deform_attn_cpu: attention_weights must be (B, Q, M, L, P) = (",
+              B, ", ", Q, ", ", M, ", ", L, ", ", P, "), got ",
+              attention_weights.sizes());
+  TORCH_CHECK(at::isFloatingType(value.scalar_type()) &&
+                  sampling_locations.scalar_type() == value.scalar_type() &&
+                  attention_weights.scalar_type() == value.scalar_type(),
+              "ms_deform_attn_cpu: value, sampling_locations and "
+              "attention_weights must share one floating dtype, got ",
+              value.scalar_type(), ", ", sampling_locations.scalar_type(), ", ",
+              attention_weights.scalar_type());
+  TORCH_CHECK(spatial_shapes.scalar_type() == at::kLong &&
+                  spatial_shapes.sizes() == at::IntArrayRef({L, 2}),
+              "ms_deform_attn_cpu: spatial_shapes must be a long (L, 2) = (", L,
+              ", 2) tensor of (H, W), got ", spatial_shapes.scalar_type(), " ",
+              spatial_shapes.sizes());
+  TORCH_CHECK(level_start_index.scalar_type() == at::kLong &&
+                  level_start_index.sizes() == at::IntArrayRef({L}),
+              "ms_deform_attn_cpu: level_start_index must be a long (L,) = (",
+              L, ",) tensor, got ", level_start_index.scalar_type(), " ",
+              level_start_index.sizes());
+  // Bounds of every level inside value, so the kernels never read outside.
+  const int64_t S = value.size(1);
+  const int64_t* shapes = spatial_shapes.data_ptr<int64_t>();
+  const int64_t* starts = level_start_index.data_ptr<int64_t>();
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
+    TORCH_CHECK(H >= 0 && W >= 0 && starts[l] >= 0 &&
+                    starts[l] + H * W <= S,
+                "ms_deform_attn_cpu: level ", l, " of shape (", H, ", ", W,
+                ") starting at token ", starts[l], " does not fit in value's ",
+                S, " tokens; spatial_shapes and level_start_index must "
+                "describe value");
+  }
+}
+
+// Pointers and sizes of one call; all tensors contiguous.
+template <typename scalar_t>
+struct Problem {
+  const scalar_t* value;        // B, S, M, D
+  const int64_t* shapes;        // L, 2 as (H_l, W_l)
+  const int64_t* starts;        // L
+  const scalar_t* locations;    // B, Q, M, L, P, 2
+  const scalar_t* weights;      // B, Q, M, L, P
+  int64_t B, S, Q, M, D, L, P;
+};
+
+// Forward of the tasks [begin, end), one task per (b, m, q) with q fastest:
+// a task owns output[b, q, m * D : (m + 1) * D], and a thread keeps
+// sampling one head of one image, whose S * D numbers of value stay in
+// cache. output (B, Q, M * D) is zero on entry.
+template <typename scalar_t>
+MSDA_ALWAYS_INLINE inline void forward_tasks(const Problem<scalar_t>& pb,
+                                             scalar_t* output, int64_t begin,
+                                             int64_t end) {
+  const int64_t Q = pb.Q, M = pb.M, D = pb.D, L = pb.L, P = pb.P;
+  const int64_t row_stride = M * D;  // between tokens of value
+  const std::vector<scalar_t> zero_row(D, scalar_t(0));  // outside corners
+  BilinearPoint<scalar_t> pt;
+  for (int64_t task = begin; task < end; ++task) {  // task = (b*M + m)*Q + q
+    const int64_t q = task % Q;
+    const int64_t m = (task / Q) % M;
+    const int64_t b = task / (Q * M);
+    const int64_t item = (b * Q + q) * M + m;  // index of (b, q, m)
+    scalar_t* __restrict out = output + item * D;
+    const scalar_t* loc = pb.locations + item * L * P * 2;
+    const scalar_t* weight = pb.weights + item * L * P;
+    const scalar_t* value_bm = pb.value + b * pb.S * row_stride + m * D;
+    for (int64_t l = 0; l < L; ++l) {
+      const int64_t H = pb.shapes[2 * l], W = pb.shapes[2 * l + 1];
+      const scalar_t* value_l = value_bm + pb.starts[l] * row_stride;
+      for (int64_t p = 0; p < P; ++p, loc += 2, ++weight) {
+        if (!locate(loc[0], loc[1], H, W, pt)) {
+          continue;
+        }
+        const scalar_t* v[4];
+        scalar_t c[4];  // attention weight times bilinear weight
+        for (int k = 0; k < 4; ++k) {
+          v[k] = pt.pixel[k] >= 0 ? value_l + pt.pixel[k] * row_stride
+                                  : zero_row.data();
+          c[k] = *weight * pt.weight[k];
+        }
+        const scalar_t *v0 = v[0], *v1 = v[1], *v2 = v[2], *v3 = v[3];
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) {
+          out[d] += c[0] * v0[d] + c[1] * v1[d] + c[2] * v2[d] + c[3] * v3[d];
+        }
+      }
+    }
+  }
+}
+
+// Backward of the tasks [begin, end), one task per (b, m): a task owns
+// grad_value[b, :, m, :], so no two threads add into the same row, and it
+// walks the queries in order. Gradients are zero on entry.
+template <typename scalar_t>
+MSDA_ALWAYS_INLINE inline void backward_tasks(
+    const Problem<scalar_t>& pb, const scalar_t* grad_output,
+    scalar_t* grad_value, scalar_t* grad_locations, scalar_t* grad_weights,
+    int64_t begin, int64_t end) {
+  const int64_t Q = pb.Q, M = pb.M, D = pb.D, L = pb.L, P = pb.P;
+  const int64_t row_stride = M * D;
+  const std::vector<scalar_t> zero_row(D, scalar_t(0));
+  // Gradients of outside corners are written here and dropped; one row per
+  // corner keeps the four destination rows of a point distinct.
+  std::vector<scalar_t> sink_rows(4 * D);
+  BilinearPoint<scalar_t> pt;
+  for (int64_t task = begin; task < end; ++task) {  // task = b*M + m
+    const int64_t b = task / M, m = task % M;
+    const int64_t bm_offset = b * pb.S * row_stride + m * D;
+    for (int64_t q = 0; q < Q; ++q) {
+      const int64_t item = (b * Q + q) * M + m;  // index of (b, q, m)
+      const scalar_t* __restrict g = grad_output + item * D;
+      const scalar_t* loc = pb.locations + item * L * P * 2;
+      const scalar_t* weight = pb.weights + item * L * P;
+      scalar_t* grad_loc = grad_locations + item * L * P * 2;
+      scalar_t* grad_weight = grad_weights + item * L * P;
+      for (int64_t l = 0; l < L; ++l) {
+        const int64_t H = pb.shapes[2 * l], W = pb.shapes[2 * l + 1];
+        const int64_t level_offset = bm_offset + pb.starts[l] * row_stride;
+        for (int64_t p = 0; p < P;
+             ++p, loc += 2, ++weight, grad_loc += 2, ++grad_weight) {
+          if (!locate(loc[0], loc[1], H, W, pt)) {
+            continue;  // zero gradients
+          }
+          const scalar_t a = *weight;
+          const scalar_t* v[4];
+          scalar_t* gv[4];
+          scalar_t c[4];  // attention weight times bilinear weight
+          for (int k = 0; k < 4; ++k) {
+            const bool inside = pt.pixel[k] >= 0;
+            const int64_t offset = level_offset + pt.pixel[k] * row_stride;
+            v[k] = inside ? pb.value + offset : zero_row.data();
+            gv[k] = inside ? grad_value + offset : sink_rows.data() + k * D;
+            c[k] = a * pt.weight[k];
+          }
+          const scalar_t *v0 = v[0], *v1 = v[1], *v2 = v[2], *v3 = v[3];
+          scalar_t *gv0 = gv[0], *gv1 = gv[1], *gv2 = gv[2], *gv3 = gv[3];
+          // output += a * sum_k w_k v_k, so d/dv_k = a w_k g, and every
+          // other gradient follows from the four dots <g, v_k>.
+          scalar_t dot0 = 0, dot1 = 0, dot2 = 0, dot3 = 0;
+#pragma omp simd reduction(+ : dot0, dot1, dot2, dot3)
+          for (int64_t d = 0; d < D; ++d) {
+            const scalar_t gd = g[d];
+            dot0 += gd * v0[d];
+            dot1 += gd * v1[d];
+            dot2 += gd * v2[d];
+            dot3 += gd * v3[d];
+            gv0[d] += c[0] * gd;
+            gv1[d] += c[1] * gd;
+            gv2[d] += c[2] * gd;
+            gv3[d] += c[3] * gd;
+          }
+          const scalar_t lx = pt.lx, ly = pt.ly, hx = 1 - lx, hy = 1 - ly;
+          *grad_weight = pt.weight[0] * dot0 + pt.weight[1] * dot1 +
+                         pt.weight[2] * dot2 + pt.weight[3] * dot3;
+          // x = loc_x * W - 0.5, so d/dloc_x = W d/dx.
+          grad_loc[0] = a * static_cast<scalar_t>(W) *
+                        (hy * (dot1 - dot0) + ly * (dot3 - dot2));
+          grad_loc[1] = a * static_cast<scalar_t>(H) *
+                        (hx * (dot2 - dot0) + lx * (dot3 - dot1));
+        }
+      }
+    }
+  }
+}
+
+// The task loops above, compiled again for AVX2 + FMA and for AVX-512 and
+// picked at run time: the extension's flags target the baseline x86-64 CPU,
+// whose 128-bit vectors leave most of a current core unused.
+#if MSDA_X86_DISPATCH
+template <typename scalar_t>
+__attribute__((target("avx2,fma"))) void forward_tasks_avx2(
+    const Problem<scalar_t>& pb, scalar_t* output, int64_t begin,
+    int64_t end) {
+  forward_tasks(pb, output, begin, end);
+}
+
+template <typename scalar_t>
+__attribute__((target("avx2,fma"))) void backward_tasks_avx2(
+    const Problem<scalar_t>& pb, const scalar_t* grad_output,
+    scalar_t* grad_value, scalar_t* grad_locations, scalar_t* grad_weights,
+    int64_t begin, int64_t end) {
+  backward_tasks(pb, grad_output, grad_value, grad_locations, grad_weights,
+                 begin, end);
+}
+
+bool cpu_has_avx2_fma() {
+  static const bool has = __builtin_cpu_supports("avx2") &&
+                          __builtin_cpu_supports("fma");
+  return has;
+}
+#endif
+
+template <typename scalar_t>
+void forward_kernel(const Problem<scalar_t>& pb, scalar_t* output) {
+  const int64_t grain =
+      std::max<int64_t>(1, at::internal::GRAIN_SIZE / (pb.L * pb.P * pb.D));
+  at::parallel_for(0, pb.B * pb.M * pb.Q, grain,
+                   [&](int64_t begin, int64_t end) {
+#if MSDA_X86_DISPATCH
+    if (cpu_has_avx2_fma()) {
+      forward_tasks_avx2(pb, output, begin, end);
+      return;
+    }
+#endif
+    forward_tasks(pb, output, begin, end);
+  });
+}
+
+template <typename scalar_t>
+void backward_kernel(const Problem<scalar_t>& pb, const scalar_t* grad_output,
+                     scalar_t* grad_value, scalar_t* grad_locations,
+                     scalar_t* grad_weights) {
+  at::parallel_for(0, pb.B * pb.M, 1, [&](int64_t begin, int64_t end) {
+#if MSDA_X86_DISPATCH
+    if (cpu_has_avx2_fma()) {
+      backward_tasks_avx2(pb, grad_output, grad_value, grad_locations,
+                          grad_weights, begin, end);
+      return;
+    }
+#endif
+    backward_tasks(pb, grad_output, grad_value, grad_locations, grad_weights,
+                   begin, end);
+  });
+}
+
+template <typename scalar_t>
+Problem<scalar_t> make_problem(const at::Tensor& value,
+                               const at::Tensor& spatial_shapes,
+                               const at::Tensor& level_start_index,
+                               const at::Tensor& sampling_locations,
+                               const at::Tensor& attention_weights) {
+  return {value.data_ptr<scalar_t>(),
+          spatial_shapes.data_ptr<int64_t>(),
+          level_start_index.data_ptr<int64_t>(),
+          sampling_locations.data_ptr<scalar_t>(),
+          attention_weights.data_ptr<scalar_t>(),
+          /*B=*/value.size(0),
+          /*S=*/value.size(1),
+          /*Q=*/sampling_locations.size(1),
+          /*M=*/value.size(2),
+          /*D=*/value.size(3),
+          /*L=*/sampling_locations.size(3),
+          /*P=*/sampling_locations.size(4)};
+}
+
+}  // namespace
+
+at::Tensor ms_deform_attn_cpu_forward(const at::Tensor& value,
+                                      const at::Tensor& spatial_shapes,
+                                      const at::Tensor& level_start_index,
+                                      const at::Tensor& sampling_locations,
+                                      const at::Tensor& attention_weights) {
+  check_inputs(value, spatial_shapes, level_start_index, sampling_locations,
+               attention_weights);
+  const int64_t B = value.size(0), M = value.size(2), D = value.size(3);
+  const int64_t Q = sampling_locations.size(1);
+  at::Tensor output = at::zeros({B, Q, M * D}, value.options());
+  AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_cpu_forward",
+                             [&] {
+    forward_kernel(make_problem<scalar_t>(value, spatial_shapes,
+                                          level_start_index,
+                                          sampling_locations,
+                                          attention_weights),
+                   output.data_ptr<scalar_t>());
+  });
+  return output;
+}
+
+std::vector<at::Tensor> ms_deform_attn_cpu_backward(
+    const at::Tensor& value, const at::Tensor& spatial_shapes,
+    const at::Tensor& level_start_index, const at::Tensor& sampling_locations,
+    const at::Tensor& attention_weights, const at::Tensor& grad_output) {
+  check_inputs(value, spatial_shapes, level_start_index, sampling_locations,
+               attention_weights);
+  const int64_t B = value.size(0), M = value.size(2), D = value.size(3);
+  const int64_t Q = sampling_locations.size(1);
+  TORCH_CHECK(grad_output.device().is_cpu() && grad_output.is_contiguous() &&
+                  grad_output.scalar_type() == value.scalar_type() &&
+                  grad_output.sizes() == at::IntArrayRef({B, Q, M * D}),
+              "ms_deform_attn_cpu: grad_output must be a contiguous CPU tensor "
+              "of value's dtype and shape (B, Q, M * D) = (", B, ", ", Q, ", ",
+              M * D, "), got ", grad_output.scalar_type(), " ",
+              grad_output.sizes());
+  at::Tensor grad_value = at::zeros_like(value);
+  at::Tensor grad_locations = at::zeros_like(sampling_locations);
+  at::Tensor grad_weights = at::zeros_like(attention_weights);
+  AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_cpu_backward",
+                             [&] {
+    backward_kernel(make_problem<scalar_t>(value, spatial_shapes,
+                                           level_start_index,
+                                           sampling_locations,
+                                           attention_weights),
+                    grad_output.data_ptr<scalar_t>(),
+                    grad_value.data_ptr<scalar_t>(),
+                    grad_locations.data_ptr<scalar_t>(),
+                    grad_weights.data_ptr<scalar_t>());
+  });
+  return {grad_value, grad_locations, grad_weights};
+}
+
+}  // namespace mmdet_detr
