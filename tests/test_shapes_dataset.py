@@ -166,13 +166,14 @@ def test_command_line_tool(tmp_path):
 
 def test_demo_config_matches_dataset_and_builds():
     from mmengine.config import Config
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules()
+    from mmengine.registry import DefaultScope
+
+    from mmdet_detr.registry import MODELS
     cfg = Config.fromfile(
-        osp.join(REPO, 'configs', 'demo', 'deformable_detr_shapes_mmdet.py'))
+        osp.join(REPO, 'configs', 'demo', 'deformable_detr_shapes.py'))
     assert cfg.model.bbox_head.num_classes == len(SHAPE_CLASSES)
     assert tuple(cfg.train_dataloader.dataset.metainfo['classes']) == \
         SHAPE_CLASSES
-    model = MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
     assert model.bbox_head.cls_branches[0].out_features == len(SHAPE_CLASSES)
