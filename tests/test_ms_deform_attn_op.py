@@ -194,19 +194,21 @@ def test_kernel_gradcheck():
 
 @needs_kernel
 def test_kernel_is_deterministic_across_runs_and_threads():
-    inputs = make_inputs(SHAPES, B=2, Q=64, M=4, D=8, P=4, seed=4)
-    grad_output = torch.randn(2, 64, 4 * 8)
-    first = grads(multi_scale_deformable_attn, inputs, grad_output)
-    second = grads(multi_scale_deformable_attn, inputs, grad_output)
+    # B * M = 2 tasks: one thread takes them whole, four threads split
+    # them by level; both must add the same terms in the same order.
+    inputs = make_inputs(SHAPES, B=1, Q=64, M=2, D=8, P=4, seed=4)
+    grad_output = torch.randn(1, 64, 2 * 8)
     threads = torch.get_num_threads()
+    runs = []
     try:
-        torch.set_num_threads(1)
-        single_thread = grads(multi_scale_deformable_attn, inputs,
-                              grad_output)
+        for num_threads in (1, 4, 4):
+            torch.set_num_threads(num_threads)
+            runs.append(grads(multi_scale_deformable_attn, inputs,
+                              grad_output))
     finally:
         torch.set_num_threads(threads)
-    for a, b, c in zip(first, second, single_thread):
-        assert torch.equal(a, b) and torch.equal(a, c)
+    for name, *results in zip(('value', 'locations', 'weights'), *runs):
+        assert all(torch.equal(results[0], r) for r in results[1:]), name
 
 
 @needs_kernel
@@ -236,13 +238,15 @@ def test_dispatcher_computes_bfloat16_in_float32():
 
 
 @needs_kernel
-def test_kernel_rejects_levels_outside_value():
+@pytest.mark.parametrize('shift,message', [(1, 'does not fit'),
+                                           (-1, 'overlap')])
+def test_kernel_rejects_levels_not_tiling_value(shift, message):
     value, spatial_shapes, level_start_index, locations, weights = (
         make_inputs(SHAPES))
-    with pytest.raises(RuntimeError, match='does not fit'):
-        multi_scale_deformable_attn(value, spatial_shapes,
-                                    level_start_index + 1, locations,
-                                    weights)
+    level_start_index[-1] += shift  # past the end, or into level L-2
+    with pytest.raises(RuntimeError, match=message):
+        multi_scale_deformable_attn(value, spatial_shapes, level_start_index,
+                                    locations, weights)
 
 
 def test_dispatcher_falls_back_to_reference_once_warned(monkeypatch):
