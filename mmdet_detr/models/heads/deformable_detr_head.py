@@ -7,12 +7,12 @@ S encoder tokens.
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmdet.utils import reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmdet_detr.registry import MODELS, TASK_UTILS
-from ..box_ops import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
+from ..box_ops import inverse_sigmoid
+from .set_loss import MatchTargets, SetLoss, boxes_to_pixels, name_by_layer
 
 
 @MODELS.register_module()
@@ -70,6 +70,9 @@ class DeformableDETRHead(nn.Module):
         self.loss_bbox = MODELS.build(loss_bbox)
         self.loss_iou = MODELS.build(loss_iou)
         self.assigner = TASK_UTILS.build(assigner) if assigner else None
+        self.set_loss = SetLoss(self.assigner, self.loss_cls, self.loss_bbox,
+                                self.loss_iou, num_classes,
+                                sync_cls_avg_factor)
 
         def reg_branch() -> nn.Sequential:
             layers = []
@@ -152,97 +155,18 @@ class DeformableDETRHead(nn.Module):
                 pixels and ``labels`` (G_b, ).
             batch_img_metas: per image, ``img_shape`` (h, w).
         """
-        if self.assigner is None:
-            raise ValueError('the head has no assigner: set '
-                             'model.train_cfg.assigner to train')
         cls_logits, boxes = self(hidden_states, references)
-        targets = _Targets.build(batch_gt_instances, batch_img_metas)
-        losses = {}
-        per_layer = self._losses(cls_logits, boxes, targets.labels, targets)
-        for layer_id, layer_losses in enumerate(per_layer):
-            prefix = '' if layer_id == len(per_layer) - 1 else f'd{layer_id}.'
-            for name, value in layer_losses.items():
-                losses[prefix + name] = value
+        targets = MatchTargets.build(batch_gt_instances, batch_img_metas)
+        losses = name_by_layer(
+            self.set_loss(cls_logits, boxes, targets.labels, targets))
         if enc_cls_logits is not None:
             # Proposals are scored as "object": every target is class 0.
             agnostic = [torch.zeros_like(labels) for labels in targets.labels]
-            enc_losses = self._losses(enc_cls_logits[None], enc_boxes[None],
-                                      agnostic, targets)[0]
+            enc_losses = self.set_loss(enc_cls_logits[None], enc_boxes[None],
+                                       agnostic, targets)[0]
             for name, value in enc_losses.items():
                 losses['enc_' + name] = value
         return losses
-
-    def _losses(self, cls_logits: Tensor, boxes: Tensor,
-                labels: List[Tensor],
-                targets: '_Targets') -> List[Dict[str, Tensor]]:
-        """Match and compute the three losses for each of T layers.
-
-        Args:
-            cls_logits: (T, B, Q, K).
-            boxes: (T, B, Q, 4) normalised ``(cx, cy, w, h)``.
-            labels: B tensors (G_b, ), the class targets.
-            targets: boxes and image sizes.
-        """
-        T, B, Q, K = cls_logits.shape
-        matches = self.assigner.assign(cls_logits.detach(), boxes.detach(),
-                                       labels, targets.boxes)
-        num_pos = sum(min(Q, len(lab)) for lab in labels)
-        cls_avg_factor = self._average(num_pos, self.sync_cls_avg_factor)
-        box_avg_factor = self._average(num_pos, True)
-        results = []
-        for t in range(T):
-            batch_idx = torch.cat([
-                torch.full_like(q, b) for b, (q, _) in enumerate(matches[t])
-            ])
-            query_idx = torch.cat([q for q, _ in matches[t]])
-            target_idx = [g for _, g in matches[t]]
-            cls_target = cls_logits.new_full((B, Q),
-                                              K,
-                                              dtype=torch.long)  # B, Q
-            cls_target[batch_idx, query_idx] = torch.cat(
-                [lab[g] for lab, g in zip(labels, target_idx)])
-            loss_cls = self.loss_cls(
-                cls_logits[t].reshape(B * Q, K),
-                cls_target.flatten(),
-                avg_factor=cls_avg_factor)
-            pred = boxes[t][batch_idx, query_idx]  # n, 4
-            if pred.numel() == 0:
-                # Keep the box branches in the graph (DDP needs every
-                # parameter to receive a gradient).
-                zero = boxes[t].sum() * 0
-                results.append(
-                    dict(loss_cls=loss_cls, loss_bbox=zero, loss_iou=zero))
-                continue
-            target = torch.cat(
-                [gt[g] for gt, g in zip(targets.boxes, target_idx)])
-            # GIoU in pixels, as mmdet computes it; the L1 stays normalised.
-            scale = torch.cat([
-                f.expand(len(g), 4) for f, g in zip(targets.factors,
-                                                    target_idx)
-            ])
-            loss_bbox = self.loss_bbox(pred, target, avg_factor=box_avg_factor)
-            loss_iou = self.loss_iou(
-                box_cxcywh_to_xyxy(pred) * scale,
-                box_cxcywh_to_xyxy(target) * scale,
-                avg_factor=box_avg_factor)
-            results.append(
-                dict(loss_cls=loss_cls, loss_bbox=loss_bbox,
-                     loss_iou=loss_iou))
-        return results
-
-    @staticmethod
-    def _average(num_pos: int, across_processes: bool) -> Union[float, Tensor]:
-        """The number of matches (averaged over processes), at least 1.
-
-        A plain number unless processes are averaged, so a single process
-        never waits on the device.
-        """
-        if across_processes and torch.distributed.is_available() and \
-                torch.distributed.is_initialized():
-            device = 'cuda' if torch.cuda.is_available() else 'cpu'
-            return reduce_mean(torch.tensor(float(num_pos),
-                                            device=device)).clamp(min=1)
-        return max(float(num_pos), 1.0)
 
     @torch.no_grad()
     def predict(self,
@@ -266,43 +190,11 @@ class DeformableDETRHead(nn.Module):
             scores, index = logits.sigmoid().flatten().topk(
                 min(self.max_per_img, logits.numel()))
             labels = index % self.num_classes
-            box = box_cxcywh_to_xyxy(box[index // self.num_classes])
-            h, w = meta['img_shape'][:2]
-            box = box * box.new_tensor([w, h, w, h])
-            box[:, 0::2].clamp_(min=0, max=w)
-            box[:, 1::2].clamp_(min=0, max=h)
-            if rescale:
-                box = box / box.new_tensor(meta['scale_factor']).repeat(2)
+            box = boxes_to_pixels(box[index // self.num_classes], meta,
+                                  rescale)
             results.append(InstanceData(bboxes=box, scores=scores,
                                         labels=labels))
         return results
-
-
-class _Targets:
-    """Ground truth of a batch in the head's units.
-
-    boxes: B tensors (G_b, 4) normalised ``(cx, cy, w, h)``.
-    labels: B tensors (G_b, ) long.
-    factors: B tensors (1, 4) ``(w, h, w, h)`` of each image in pixels.
-    """
-
-    def __init__(self, boxes: List[Tensor], labels: List[Tensor],
-                 factors: List[Tensor]) -> None:
-        self.boxes = boxes
-        self.labels = labels
-        self.factors = factors
-
-    @classmethod
-    def build(cls, batch_gt_instances: List[InstanceData],
-              batch_img_metas: List[dict]) -> '_Targets':
-        boxes, labels, factors = [], [], []
-        for gt, meta in zip(batch_gt_instances, batch_img_metas):
-            h, w = meta['img_shape'][:2]
-            factor = gt.bboxes.new_tensor([[w, h, w, h]])
-            boxes.append(box_xyxy_to_cxcywh(gt.bboxes / factor))
-            labels.append(gt.labels)
-            factors.append(factor)
-        return cls(boxes, labels, factors)
 
 
 __all__ = ['DeformableDETRHead']
