@@ -4,7 +4,7 @@ layer, Hungarian matching, and the focal, L1 and GIoU losses.
 Symbols: N prediction layers, B batch, Q queries, K classes, C channels,
 S encoder tokens.
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.structures import InstanceData

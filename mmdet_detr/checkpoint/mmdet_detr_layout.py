@@ -1,0 +1,46 @@
+"""State-dict keys of mmdet 3.3's ``DETR`` and this project's.
+
+mmdet nests its layers in mmcv's generic blocks (``self_attn.attn``,
+``ffn.layers.0.0``, ``norms.1``) and splits the box MLP into ``reg_ffn``
+and ``fc_reg``; this project names each part. The backbone, the neck and
+``query_embedding`` keep their names.
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, List, Tuple
+
+from torch import Tensor
+
+_LAYER = r'^(encoder|decoder)\.layers\.(\d+)\.'
+# (mmdet pattern, this project's replacement), applied in order, first match.
+_RULES: List[Tuple[str, str]] = [
+    (_LAYER + r'(self_attn|cross_attn)\.attn\.', r'\1.layers.\2.\3.'),
+    (_LAYER + r'ffn\.layers\.0\.0\.', r'\1.layers.\2.ffn.linear1.'),
+    (_LAYER + r'ffn\.layers\.1\.', r'\1.layers.\2.ffn.linear2.'),
+    (r'^encoder\.layers\.(\d+)\.norms\.0\.', r'encoder.layers.\1.self_attn_norm.'),
+    (r'^encoder\.layers\.(\d+)\.norms\.1\.', r'encoder.layers.\1.ffn_norm.'),
+    (r'^decoder\.layers\.(\d+)\.norms\.0\.', r'decoder.layers.\1.self_attn_norm.'),
+    (r'^decoder\.layers\.(\d+)\.norms\.1\.', r'decoder.layers.\1.cross_attn_norm.'),
+    (r'^decoder\.layers\.(\d+)\.norms\.2\.', r'decoder.layers.\1.ffn_norm.'),
+    (r'^decoder\.post_norm\.', r'decoder.final_norm.'),
+    (r'^bbox_head\.fc_cls\.', r'bbox_head.cls_branch.'),
+    (r'^bbox_head\.reg_ffn\.layers\.0\.0\.', r'bbox_head.reg_branch.0.'),
+    (r'^bbox_head\.reg_ffn\.layers\.1\.', r'bbox_head.reg_branch.2.'),
+    (r'^bbox_head\.fc_reg\.', r'bbox_head.reg_branch.4.'),
+]
+_COMPILED = [(re.compile(p), r) for p, r in _RULES]
+
+
+def mmdet_detr_key_to_ours(key: str) -> str:
+    """The name of an mmdet 3.3 ``DETR`` parameter here."""
+    for pattern, replacement in _COMPILED:
+        if pattern.match(key):
+            return pattern.sub(replacement, key, count=1)
+    return key
+
+
+def convert_mmdet_detr_state_dict(
+        state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
+    """Rename every key of an mmdet 3.3 ``DETR`` state dict."""
+    return OrderedDict(
+        (mmdet_detr_key_to_ours(k), v) for k, v in state_dict.items())

@@ -1,0 +1,141 @@
+"""DETR's prediction head: a softmax over the classes and no-object, and a
+box MLP, shared by every decoder layer; Hungarian matching and the
+cross-entropy, L1 and GIoU losses of every layer.
+
+Symbols: N decoder layers, B batch, Q queries, K classes, C channels.
+"""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmdet_detr.registry import MODELS, TASK_UTILS
+from .set_loss import MatchTargets, SetLoss, boxes_to_pixels, name_by_layer
+
+
+@MODELS.register_module()
+class DETRHead(nn.Module):
+    """One class branch (K + 1 logits, the last for no-object) and one box
+    branch, applied to every decoder layer's output.
+
+    Args:
+        num_classes: K.
+        embed_dims: C (the detector passes its own).
+        num_reg_fcs: hidden layers of the box branch (DETR's MLP has 2).
+        no_object_weight: weight of the no-object class in the
+            cross-entropy (DETR's ``eos_coef``); the classification loss is
+            the weighted mean over all queries.
+        sync_cls_avg_factor: average the classification normaliser over
+            all processes (DETR does not).
+        loss_cls: mmdet's ``CrossEntropyLoss`` with ``use_sigmoid=False``;
+            its ``class_weight`` follows from ``no_object_weight``.
+        loss_bbox, loss_iou: mmdet's ``L1Loss`` and ``GIoULoss`` configs;
+            their ``loss_weight`` is the weight.
+        assigner: the matcher config (needed for training only).
+        max_per_img: detections kept per image at test time (at most Q).
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 embed_dims: int = 256,
+                 num_reg_fcs: int = 2,
+                 no_object_weight: float = 0.1,
+                 sync_cls_avg_factor: bool = False,
+                 loss_cls: dict = dict(
+                     type='CrossEntropyLoss',
+                     use_sigmoid=False,
+                     loss_weight=1.0),
+                 loss_bbox: dict = dict(type='L1Loss', loss_weight=5.0),
+                 loss_iou: dict = dict(type='GIoULoss', loss_weight=2.0),
+                 assigner: Optional[dict] = None,
+                 max_per_img: int = 100) -> None:
+        super().__init__()
+        if loss_cls.get('use_sigmoid', False):
+            raise ValueError(
+                'DETRHead scores classes with a softmax over K classes and '
+                f'no-object: loss_cls must have use_sigmoid=False, got '
+                f'{loss_cls}; use DeformableDETRHead for sigmoid scores')
+        given = sorted({'class_weight', 'bg_cls_weight'} & set(loss_cls))
+        if given:
+            raise ValueError(
+                f'model.bbox_head.loss_cls sets {given}: DETRHead derives '
+                'the class weights from model.bbox_head.no_object_weight '
+                '(1 for each class, no_object_weight for no-object); remove '
+                'them from loss_cls')
+        self.num_classes = num_classes
+        self.max_per_img = max_per_img
+        self.loss_cls = MODELS.build(
+            loss_cls,
+            default_args=dict(
+                class_weight=[1.0] * num_classes + [no_object_weight]))
+        self.loss_bbox = MODELS.build(loss_bbox)
+        self.loss_iou = MODELS.build(loss_iou)
+        self.assigner = TASK_UTILS.build(assigner) if assigner else None
+        self.set_loss = SetLoss(self.assigner, self.loss_cls, self.loss_bbox,
+                                self.loss_iou, num_classes,
+                                sync_cls_avg_factor,
+                                unmatched_weight=no_object_weight)
+        self.cls_branch = nn.Linear(embed_dims, num_classes + 1)
+        layers = []
+        for _ in range(num_reg_fcs):
+            layers += [nn.Linear(embed_dims, embed_dims), nn.ReLU()]
+        self.reg_branch = nn.Sequential(*layers, nn.Linear(embed_dims, 4))
+
+    def forward(self, hidden_states: Tensor) -> Tuple[Tensor, Tensor]:
+        """Predict for every decoder layer.
+
+        Args:
+            hidden_states: (N, B, Q, C) the decoder's layer outputs.
+
+        Returns:
+            cls_logits: (N, B, Q, K + 1), no-object last.
+            boxes: (N, B, Q, 4) normalised ``(cx, cy, w, h)``.
+        """
+        return (self.cls_branch(hidden_states),
+                self.reg_branch(hidden_states).sigmoid())
+
+    def loss(self, hidden_states: Tensor,
+             batch_gt_instances: List[InstanceData],
+             batch_img_metas: List[dict]) -> Dict[str, Tensor]:
+        """Losses of every decoder layer, the last unprefixed, layer i as
+        ``d{i}.loss_*`` (DETR's auxiliary losses).
+
+        Args:
+            hidden_states: (N, B, Q, C).
+            batch_gt_instances: per image ``bboxes`` (G_b, 4) ``xyxy`` in
+                pixels and ``labels`` (G_b, ).
+            batch_img_metas: per image, ``img_shape`` (h, w).
+        """
+        cls_logits, boxes = self(hidden_states)
+        targets = MatchTargets.build(batch_gt_instances, batch_img_metas)
+        return name_by_layer(
+            self.set_loss(cls_logits, boxes, targets.labels, targets))
+
+    @torch.no_grad()
+    def predict(self,
+                hidden_states: Tensor,
+                batch_img_metas: List[dict],
+                rescale: bool = True) -> List[InstanceData]:
+        """Detections of the last layer: each query's most likely class
+        other than no-object, the ``max_per_img`` highest scores per image.
+
+        Returns:
+            per image ``bboxes`` (n, 4) ``xyxy`` in pixels of the input (or
+            of the original image when ``rescale``), ``scores`` (n, ) and
+            ``labels`` (n, ).
+        """
+        cls_logits, boxes = self(hidden_states[-1])  # B, Q, K + 1; B, Q, 4
+        results = []
+        for logits, box, meta in zip(cls_logits, boxes, batch_img_metas):
+            scores, labels = logits.softmax(-1)[:, :-1].max(-1)  # Q; Q
+            scores, index = scores.topk(min(self.max_per_img, len(scores)))
+            results.append(
+                InstanceData(
+                    bboxes=boxes_to_pixels(box[index], meta, rescale),
+                    scores=scores,
+                    labels=labels[index]))
+        return results
+
+
+__all__ = ['DETRHead']
