@@ -1,0 +1,79 @@
+"""Shared by the tests/test_convert_*.py: a tiny model of this project
+and a padded batch."""
+from typing import List, Tuple
+
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.registry import DefaultScope
+
+from mmdet_detr.registry import MODELS
+
+EMBED, QUERIES, HEADS, POINTS, FFN = 64, 10, 4, 2, 32
+ENCODER_LAYERS, DECODER_LAYERS = 1, 2
+# ResNet-18 at 1/4 width: stages of 16, 32, 64, 128 channels.
+BASE_CHANNELS = 16
+VARIANT_FLAGS = {
+    'plain': dict(with_box_refine=False, as_two_stage=False),
+    'refine': dict(with_box_refine=True, as_two_stage=False),
+    'refine_twostage': dict(with_box_refine=True, as_two_stage=True),
+}
+
+
+def tiny_model(variant: str, num_classes: int, conv_bias: bool):
+    """This project's model with the tiny sizes above, in eval mode."""
+    stack = dict(num_layers=ENCODER_LAYERS, num_heads=HEADS,
+                 num_points=POINTS, feedforward_channels=FFN, dropout=0.1)
+    cfg = dict(
+        type='DeformableDETR', num_queries=QUERIES, num_feature_levels=4,
+        embed_dims=EMBED,
+        backbone=dict(type='ResNet', depth=18, base_channels=BASE_CHANNELS,
+                      out_indices=(1, 2, 3), norm_eval=True,
+                      style='pytorch'),
+        neck=dict(type='ChannelMapper',
+                  in_channels=[BASE_CHANNELS * 2, BASE_CHANNELS * 4,
+                               BASE_CHANNELS * 8],
+                  kernel_size=1, out_channels=EMBED, act_cfg=None,
+                  bias=conv_bias, norm_cfg=dict(type='GN', num_groups=32),
+                  num_outs=4),
+        encoder=dict(type='DeformableTransformerEncoder', **stack),
+        decoder=dict(type='DeformableTransformerDecoder',
+                     **dict(stack, num_layers=DECODER_LAYERS)),
+        bbox_head=dict(type='DeformableDETRHead', num_classes=num_classes),
+        test_cfg=dict(max_per_img=QUERIES),
+        **VARIANT_FLAGS[variant])
+    with DefaultScope.overwrite_default_scope('mmdet_detr'):
+        model = MODELS.build(cfg)
+    return model.eval()
+
+
+def padded_batch() -> Tuple[torch.Tensor, torch.Tensor,
+                            List[DetDataSample]]:
+    """(2, 3, 96, 128) images, the (2, 96, 128) valid-pixel mask and the
+    data samples of two images of 96x112 and 80x128 padded to 96x128."""
+    torch.manual_seed(1)
+    inputs = torch.randn(2, 3, 96, 128)
+    shapes = [(96, 112), (80, 128)]
+    valid = torch.zeros(2, 96, 128, dtype=torch.long)
+    samples = []
+    for i, (h, w) in enumerate(shapes):
+        valid[i, :h, :w] = 1
+        samples.append(DetDataSample(metainfo=dict(
+            img_shape=(h, w), ori_shape=(h, w), batch_input_shape=(96, 128),
+            pad_shape=(96, 128), scale_factor=(1.0, 1.0))))
+    return inputs, valid, samples
+
+
+def perturb_(module: torch.nn.Module, seed: int = 0) -> None:
+    """Add noise to every parameter and BatchNorm buffer, in place, so no
+    value sits at its (possibly symmetric or zero) initialisation."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in list(module.named_parameters()) + list(
+                module.named_buffers()):
+            if not tensor.is_floating_point():
+                continue
+            noise = torch.randn(tensor.shape, generator=gen)
+            if name.endswith('running_var'):
+                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=gen))
+            else:
+                tensor.add_(0.05 * noise)
