@@ -5,9 +5,14 @@ mmdet nests its layers in mmcv's generic blocks (``ffn.layers.0.0``,
 """
 import re
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
+import torch
 from torch import Tensor
+
+from .converted import Converted
+from .safe_load import load_checkpoint_file
+from .variants import CONFIGS, variant_name
 
 # (mmdet pattern, this project's replacement), applied in order, first match.
 _RULES: List[Tuple[str, str]] = [
@@ -40,3 +45,39 @@ def convert_mmdet_state_dict(
     """Rename every key of an mmdet 3.3 ``DeformableDETR`` state dict."""
     return OrderedDict(
         (mmdet_key_to_ours(k), v) for k, v in state_dict.items())
+
+
+def is_mmdet(checkpoint: Dict) -> bool:
+    """Whether ``checkpoint`` (a file's object or its ``state_dict``)
+    holds mmdet 3.3's ``DeformableDETR`` names."""
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    return isinstance(state_dict, dict) and 'level_embed' in state_dict and (
+        any(mmdet_key_to_ours(k) != k for k in state_dict))
+
+
+def convert_mmdet(src: str, variant: Optional[str] = None,
+                  map_classes: bool = True) -> Converted:
+    """Read an mmdet 3.3 ``deformable-detr*`` checkpoint and rename it.
+
+    mmdet shares one class and one box branch over the decoder layers
+    unless boxes are refined, so refinement shows as branches 0 and 1
+    holding different values. ``map_classes`` is unused: mmdet's classes
+    are already the 80 contiguous ones.
+    """
+    checkpoint = load_checkpoint_file(src, map_location='cpu')
+    if not isinstance(checkpoint, dict) or not is_mmdet(checkpoint):
+        raise ValueError(
+            f'{src!r} is not an mmdet 3.3 DeformableDETR checkpoint (no '
+            'state_dict with level_embed and mmdet layer names)')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    as_two_stage = 'memory_trans_fc.weight' in state_dict
+    refine = not torch.equal(
+        state_dict['bbox_head.cls_branches.0.weight'],
+        state_dict['bbox_head.cls_branches.1.weight'])
+    levels = state_dict['level_embed'].shape[0]
+    name = variant_name(levels, refine, as_two_stage, False, variant,
+                        'mmdet')
+    meta = checkpoint.get('meta', {}) if 'state_dict' in checkpoint else {}
+    dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
+    return Converted(convert_mmdet_state_dict(state_dict), name,
+                     CONFIGS[name], dataset_meta, [])

@@ -1,0 +1,109 @@
+"""Checks made when a state dict is loaded into the detector.
+
+- A checkpoint of another layout (official, mmdet, HuggingFace) is refused
+  with the command that converts it, instead of loading nothing and
+  reporting hundreds of missing keys.
+- A checkpoint with another number of classes (fine-tuning on a new data
+  set) loads everything but the classification layers, which are
+  re-initialised; one log line says so.
+
+:func:`check_layout_pre_hook` runs as a ``load_state_dict`` pre-hook of
+the detector, so ``tools/test.py``, ``load_from``, ``--resume`` and
+``model.load_state_dict`` all go through it.
+"""
+import logging
+import math
+import re
+from typing import Dict, List, Mapping, Optional
+
+import torch
+from mmengine.logging import print_log
+from torch import Tensor, nn
+
+from .sources import SOURCES, recognise
+
+_CLS_KEY = re.compile(r'^bbox_head\.cls_branches\.(\d+)\.(weight|bias)$')
+
+
+class ForeignCheckpointError(KeyError):
+    """The checkpoint is in another implementation's layout."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def foreign_layout_message(checkpoint: Mapping,
+                           filename: Optional[str] = None) -> Optional[str]:
+    """What to do about a checkpoint of another layout; None if it is not
+    one. ``filename`` goes into the command when known."""
+    source = recognise(checkpoint)
+    if source is None:
+        return None
+    src = filename or 'CHECKPOINT'
+    dst = (re.sub(r'(\.pth|\.bin|\.safetensors)?$', '_converted.pth', src, 1)
+           if filename else 'CONVERTED.pth')
+    return (f'the checkpoint{" " + repr(filename) if filename else ""} is in '
+            f'the layout of {SOURCES[source].description}, not this '
+            'project\'s; convert it first with\n'
+            f'    python tools/convert_checkpoint.py {src} {dst} '
+            f'--from {source}\n'
+            'and load the converted file with the config the command names')
+
+
+def check_layout_pre_hook(module: nn.Module, state_dict: Dict[str, Tensor],
+                          prefix: str, local_metadata: dict, strict: bool,
+                          missing_keys: List[str],
+                          unexpected_keys: List[str],
+                          error_msgs: List[str]) -> None:
+    """``register_load_state_dict_pre_hook`` of the detector.
+
+    Raises:
+        ForeignCheckpointError: the state dict is official, mmdet or HF.
+    """
+    own = {k[len(prefix):]: v for k, v in state_dict.items()
+           if k.startswith(prefix)}
+    message = foreign_layout_message(own)
+    if message is not None:
+        raise ForeignCheckpointError(message)
+    _reinit_mismatched_classifiers(module, state_dict, prefix)
+
+
+def _reinit_mismatched_classifiers(module: nn.Module,
+                                   state_dict: Dict[str, Tensor],
+                                   prefix: str) -> None:
+    """Replace classification weights of another class count, in place,
+    by freshly initialised ones of the model's shapes."""
+    params = dict(module.named_parameters(remove_duplicate=False))
+    replaced, source_classes = [], None
+    for key in list(state_dict):
+        match = _CLS_KEY.match(key[len(prefix):]) if key.startswith(
+            prefix) else None
+        if match is None or key[len(prefix):] not in params:
+            continue
+        target = params[key[len(prefix):]]
+        value = state_dict[key]
+        if value.shape == target.shape or value.shape[1:] != target.shape[1:]:
+            continue
+        source_classes = value.shape[0]
+        state_dict[key] = _fresh(target, match.group(2))
+        replaced.append(key[len(prefix):])
+    if replaced:
+        print_log(
+            f'the checkpoint scores {source_classes} classes and the model '
+            f'{params[replaced[0]].shape[0]}: loaded everything but the '
+            f'classification layers ({", ".join(sorted(replaced))}), which '
+            'are re-initialised',
+            logger='current',
+            level=logging.WARNING)
+
+
+def _fresh(target: Tensor, part: str) -> Tensor:
+    """A new classifier weight (torch's Linear init) or bias (the head's
+    0.01 foreground prior) of ``target``'s shape."""
+    with torch.no_grad():
+        value = torch.empty(target.shape, dtype=target.dtype)
+        if part == 'weight':
+            nn.init.kaiming_uniform_(value, a=math.sqrt(5))
+        else:
+            value.fill_(-math.log((1 - 0.01) / 0.01))
+    return value

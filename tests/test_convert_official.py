@@ -1,0 +1,212 @@
+"""Official fundamentalvision/Deformable-DETR checkpoints -> this project.
+
+The key names and shapes of every official variant are in
+``../shared/reference/official_deformable_detr_state_dict.json``. A state
+dict of those shapes, each tensor a constant that identifies its source key,
+is converted: every source key must land somewhere, the places checked here
+are written out independently of the converter's rules, and the result
+loads into this project's R50 model of the matching config with no missing
+or unexpected keys and no shape mismatch.
+"""
+import json
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
+from mmdet_detr.checkpoint.official_layout import (convert_official,
+                                                   convert_official_state_dict)
+from mmdet_detr.registry import MODELS
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REFERENCE = osp.join(REPO_ROOT, '..', 'shared', 'reference',
+                     'official_deformable_detr_state_dict.json')
+# reference file's name -> this project's variant name
+VARIANTS = {
+    'deformable_detr': 'plain',
+    'refine': 'refine',
+    'refine_twostage': 'refine_twostage',
+    'single_scale': 'single_scale',
+    'single_scale_dc5': 'single_scale_dc5',
+}
+# Where official keys must land, written out by hand.
+EXPECTED = {
+    'transformer.level_embed': 'level_embed',
+    'transformer.encoder.layers.5.norm1.bias':
+    'encoder.layers.5.self_attn_norm.bias',
+    'transformer.encoder.layers.0.linear2.weight':
+    'encoder.layers.0.ffn.linear2.weight',
+    'transformer.encoder.layers.3.norm2.weight':
+    'encoder.layers.3.ffn_norm.weight',
+    'transformer.encoder.layers.2.self_attn.sampling_offsets.weight':
+    'encoder.layers.2.self_attn.sampling_offsets.weight',
+    # The decoder's norm1 follows cross-attention, norm2 self-attention.
+    'transformer.decoder.layers.1.norm1.weight':
+    'decoder.layers.1.cross_attn_norm.weight',
+    'transformer.decoder.layers.1.norm2.weight':
+    'decoder.layers.1.self_attn_norm.weight',
+    'transformer.decoder.layers.4.norm3.bias':
+    'decoder.layers.4.ffn_norm.bias',
+    'transformer.decoder.layers.0.self_attn.in_proj_weight':
+    'decoder.layers.0.self_attn.in_proj_weight',
+    'transformer.decoder.layers.5.cross_attn.value_proj.weight':
+    'decoder.layers.5.cross_attn.value_proj.weight',
+    'bbox_embed.0.layers.0.weight': 'bbox_head.reg_branches.0.0.weight',
+    'bbox_embed.0.layers.2.bias': 'bbox_head.reg_branches.0.4.bias',
+    'input_proj.0.0.weight': 'neck.convs.0.conv.weight',
+    'input_proj.0.1.bias': 'neck.convs.0.gn.bias',
+    'backbone.0.body.conv1.weight': 'backbone.conv1.weight',
+    'backbone.0.body.layer4.2.bn3.running_var':
+    'backbone.layer4.2.bn3.running_var',
+    'backbone.0.body.layer2.0.downsample.1.weight':
+    'backbone.layer2.0.downsample.1.weight',
+}
+EXPECTED_MULTI_SCALE = {
+    'input_proj.2.0.weight': 'neck.convs.2.conv.weight',
+    'input_proj.3.0.weight': 'neck.extra_convs.0.conv.weight',
+    'input_proj.3.1.weight': 'neck.extra_convs.0.gn.weight',
+}
+EXPECTED_ONE_STAGE = {
+    'query_embed.weight': 'query_embedding.weight',
+    'transformer.reference_points.weight': 'reference_points_fc.weight',
+}
+EXPECTED_REFINE = {'bbox_embed.5.layers.1.weight':
+                   'bbox_head.reg_branches.5.2.weight'}
+EXPECTED_TWO_STAGE = {
+    'transformer.enc_output.weight': 'proposal_generator.memory_trans_fc.weight',
+    'transformer.enc_output_norm.bias':
+    'proposal_generator.memory_trans_norm.bias',
+    'transformer.pos_trans.weight': 'proposal_generator.pos_trans_fc.weight',
+    'transformer.pos_trans_norm.weight':
+    'proposal_generator.pos_trans_norm.weight',
+}
+
+
+def reference_shapes():
+    with open(REFERENCE) as f:
+        return json.load(f)
+
+
+def tagged_state_dict(shapes):
+    """Each tensor a constant (its key's index + 1), as views that take no
+    memory; the class logits of the 91 category ids get one value per row.
+    Tied copies of the official model hold their original's values."""
+    state_dict = {}
+    for i, (key, shape) in enumerate(shapes.items()):
+        if key.endswith(('class_embed.0.weight', 'class_embed.0.bias')) or (
+                re.match(r'^class_embed\.\d+\.', key)):
+            rows = (i + 1) * 1000 + torch.arange(91, dtype=torch.float)
+            state_dict[key] = rows.view(91, *[1] * (len(shape) - 1)).expand(
+                shape)
+        else:
+            state_dict[key] = torch.full((), float(i + 1)).expand(shape)
+    refine = any(k.startswith('transformer.decoder.bbox_embed.')
+                 for k in shapes)
+    for key in shapes:
+        if key.startswith('transformer.decoder.'):
+            original = key[len('transformer.decoder.'):]
+            if original in state_dict and re.match(r'(class|bbox)_embed',
+                                                   original):
+                state_dict[key] = state_dict[original]
+        elif not refine and re.match(r'^(class|bbox)_embed\.\d+\.', key):
+            state_dict[key] = state_dict[re.sub(r'_embed\.\d+\.', '_embed.0.',
+                                                key)]
+    return state_dict
+
+
+def first(tensor):
+    """The first element, without copying an expanded view."""
+    return float(tensor[(0, ) * tensor.dim()])
+
+
+def build(config):
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+    cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmdet_detr'):
+        return MODELS.build(cfg.model)
+
+
+@pytest.mark.parametrize('reference_name', list(VARIANTS))
+def test_every_official_key_lands_in_our_model(reference_name):
+    shapes = reference_shapes()[reference_name]
+    variant = VARIANTS[reference_name]
+    source = tagged_state_dict(shapes)
+    dc5 = variant == 'single_scale_dc5'
+    converted = convert_official_state_dict(
+        source, dilation=dc5 if variant.startswith('single') else None)
+    assert converted.variant == variant
+    assert converted.config == (
+        'configs/converted/' + {
+            'plain': 'deformable_detr_r50.py',
+            'refine': 'deformable_detr_refine_r50.py',
+            'refine_twostage': 'deformable_detr_refine_twostage_r50.py',
+            'single_scale': 'deformable_detr_single_scale_r50.py',
+            'single_scale_dc5': 'deformable_detr_single_scale_dc5_r50.py',
+        }[variant])
+    out = converted.state_dict
+
+    # Every source tensor is found in the output (by its tag).
+    tags = {first(v) for v in out.values() if v.is_floating_point()}
+    lost = [k for k, v in source.items()
+            if first(v) not in tags and 'class_embed.' not in k]
+    assert not lost, lost
+
+    expected = dict(EXPECTED)
+    if variant in ('plain', 'refine', 'refine_twostage'):
+        expected.update(EXPECTED_MULTI_SCALE)
+    if variant != 'plain' and variant.startswith('refine'):
+        expected.update(EXPECTED_REFINE)
+    if variant == 'refine_twostage':
+        expected.update(EXPECTED_TWO_STAGE)
+    else:
+        expected.update(EXPECTED_ONE_STAGE)
+    for src_key, dst_key in expected.items():
+        assert out[dst_key].shape == source[src_key].shape, src_key
+        assert torch.equal(out[dst_key], source[src_key]), src_key
+
+    # Classes: rows of the category ids, in mmdet's order.
+    ids = torch.tensor(COCO_CATEGORY_IDS)
+    last = 6 if variant == 'refine_twostage' else 5
+    for i in range(last):
+        assert torch.equal(out[f'bbox_head.cls_branches.{i}.weight'],
+                           source[f'class_embed.{i}.weight'][ids])
+    if variant == 'refine_twostage':
+        # Proposals are ranked by logit 0, the "object" logit of both.
+        proposal = out['bbox_head.cls_branches.6.bias']
+        assert proposal[0] == source['class_embed.6.bias'][0]
+        assert torch.equal(proposal[1:], source['class_embed.6.bias'][ids[1:]])
+
+    model = build(converted.config)
+    result = model.load_state_dict(out, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+
+
+def test_tied_copies_must_agree():
+    shapes = reference_shapes()['refine']
+    source = tagged_state_dict(shapes)
+    source['transformer.decoder.bbox_embed.2.layers.0.bias'] = torch.zeros(
+        shapes['bbox_embed.2.layers.0.bias'])
+    with pytest.raises(ValueError, match='bbox_embed.2.layers.0.bias'):
+        convert_official_state_dict(source)
+
+
+def test_single_scale_needs_dilation_or_variant():
+    source = tagged_state_dict(reference_shapes()['single_scale'])
+    with pytest.raises(ValueError, match='--variant single_scale or '
+                       '--variant single_scale_dc5'):
+        convert_official_state_dict(source)
+    assert convert_official_state_dict(
+        source, variant='single_scale_dc5').variant == 'single_scale_dc5'
+    with pytest.raises(ValueError, match='does not match'):
+        convert_official_state_dict(source, variant='refine')
+
+
+def test_unknown_keys_are_refused():
+    source = tagged_state_dict(reference_shapes()['deformable_detr'])
+    source['transformer.something_new.weight'] = torch.zeros(3)
+    with pytest.raises(KeyError, match='transformer.something_new.weight'):
+        convert_official_state_dict(source)
