@@ -5,6 +5,7 @@ The official layout is rebuilt here from its source (``models/detr.py``,
 ``backbone.0.body`` with frozen batch norm, ``nn.MultiheadAttention``,
 ``linear1/2``, ``norm1..3``), independently of this project's modules.
 """
+import argparse
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 
+from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
 from mmdet_detr.checkpoint.official_detr_layout import (
-    COCO_CATEGORY_IDS, convert_official_detr_state_dict)
+    convert_official_detr, convert_official_detr_state_dict)
 from mmdet_detr.models.layers.transformer_decoder import \
     TransformerDecoderLayer
 from mmdet_detr.models.layers.transformer_encoder import \
@@ -97,7 +99,10 @@ def build(config: str):
 @pytest.mark.parametrize('config', ['detr_r50.py', 'detr_r50_dc5.py'])
 def test_converted_random_state_dict_loads_without_missing_keys(config):
     official = official_detr_state_dict()
-    converted = convert_official_detr_state_dict({'model': official})
+    result = convert_official_detr_state_dict(
+        official, dilation=config.endswith('dc5.py'))
+    assert result.config == f'configs/{config}'
+    converted = result.state_dict
     model = build(config)
     result = model.load_state_dict(converted, strict=False)
     assert result.missing_keys == [] and result.unexpected_keys == []
@@ -122,7 +127,9 @@ def test_class_logits_follow_coco_category_ids():
     assert list(COCO_CATEGORY_IDS) == sorted(set(COCO_CATEGORY_IDS))
     assert COCO_CATEGORY_IDS[0] == 1 and COCO_CATEGORY_IDS[-1] == 90
     official = official_detr_state_dict()
-    converted = convert_official_detr_state_dict(official)
+    result = convert_official_detr_state_dict(official, dilation=False)
+    assert len(result.dataset_meta['classes']) == 80
+    converted = result.state_dict
     weight = converted['bbox_head.cls_branch.weight']
     bias = converted['bbox_head.cls_branch.bias']
     assert weight.shape == (81, C) and bias.shape == (81, )
@@ -132,8 +139,10 @@ def test_class_logits_follow_coco_category_ids():
                                    official['class_embed.weight'][theirs])
         torch.testing.assert_close(bias[ours],
                                    official['class_embed.bias'][theirs])
-    kept = convert_official_detr_state_dict(official, class_ids=None)
-    assert kept['bbox_head.cls_branch.weight'].shape == (92, C)
+    kept = convert_official_detr_state_dict(official, dilation=False,
+                                            map_classes=False)
+    assert kept.state_dict['bbox_head.cls_branch.weight'].shape == (92, C)
+    assert kept.dataset_meta is None
 
 
 def test_layers_compute_what_the_official_layers_compute():
@@ -163,7 +172,8 @@ def test_layers_compute_what_the_official_layers_compute():
              for k, v in enc.state_dict().items()}
     state.update({f'transformer.decoder.layers.0.{k}': v
                   for k, v in dec.state_dict().items()})
-    converted = convert_official_detr_state_dict(state)
+    converted = convert_official_detr_state_dict(state, variant='r50')
+    converted = converted.state_dict
     ours_enc = TransformerEncoderLayer(C, HEADS, FFN, 0.0).eval()
     ours_dec = TransformerDecoderLayer(C, HEADS, FFN, 0.0).eval()
     for module, prefix in ((ours_enc, 'encoder.layers.0.'),
@@ -182,12 +192,31 @@ def test_layers_compute_what_the_official_layers_compute():
                                atol=1e-5, rtol=1e-5)
 
 
-def test_foreign_keys_and_narrow_class_logits_are_refused():
-    official = official_detr_state_dict()
+def test_checkpoint_file_says_dc5_and_foreign_keys_are_refused(tmp_path):
+    official = {
+        'query_embed.weight': torch.randn(3, C),
+        'transformer.decoder.norm.weight': torch.randn(C),
+        'class_embed.weight': torch.randn(92, C),
+        'class_embed.bias': torch.randn(92),
+    }
+    src = tmp_path / 'detr-r50-dc5.pth'
+    torch.save(dict(model=official, args=argparse.Namespace(dilation=True)),
+               src)
+    result = convert_official_detr(str(src))
+    assert (result.variant, result.config) == ('r50_dc5',
+                                               'configs/detr_r50_dc5.py')
+    assert result.state_dict['bbox_head.cls_branch.bias'].shape == (81, )
+    with pytest.raises(ValueError, match='does not match'):
+        convert_official_detr(str(src), variant='r50')
+    with pytest.raises(ValueError, match='--variant r50 or'):
+        convert_official_detr_state_dict(official)
     prenorm = dict(official)
     prenorm['transformer.encoder.norm.weight'] = torch.ones(C)
     with pytest.raises(ValueError, match='transformer.encoder.norm.weight'):
-        convert_official_detr_state_dict(prenorm)
-    narrow = official_detr_state_dict(num_logits=21)
-    with pytest.raises(ValueError, match='class_embed.weight has 21 rows'):
-        convert_official_detr_state_dict(narrow)
+        convert_official_detr_state_dict(prenorm, variant='r50')
+    # Not 91 category ids (a fine-tuned model): the rows stay as they are.
+    narrow = dict(official, **{'class_embed.weight': torch.randn(21, C),
+                               'class_embed.bias': torch.randn(21)})
+    kept = convert_official_detr_state_dict(narrow, variant='r50')
+    assert kept.state_dict['bbox_head.cls_branch.bias'].shape == (21, )
+    assert kept.dataset_meta is None

@@ -1,39 +1,44 @@
-"""State dicts of facebookresearch/detr (``detr-r50-e632da11.pth``,
-``detr-r50-dc5-f0fb7ef5.pth``, ...) in this project's ``DETR`` layout.
+"""facebookresearch/detr checkpoints (``detr-r50-e632da11.pth``,
+``detr-r50-dc5-f0fb7ef5.pth``) -> this project's ``DETR``.
 
-The official checkpoint holds the model under ``checkpoint['model']``:
+The official ``checkpoint['model']`` (``models/detr.py``,
+``models/transformer.py``, ``models/backbone.py``):
 
 - ``backbone.0.body.*``: torchvision's ResNet with frozen batch norm (no
   ``num_batches_tracked``), the names of mmdet's ``ResNet``;
-- ``input_proj``: the 1x1 projection, here the neck's ``ChannelMapper``;
+- ``input_proj``: the 1x1 projection (with bias), here the neck's
+  ``ChannelMapper``;
 - ``transformer.encoder.layers.{i}``, ``transformer.decoder.layers.{i}``
-  and ``transformer.decoder.norm``: the post-norm transformer;
+  (``norm1`` after self-attention, ``norm2`` after cross-attention,
+  ``norm3`` after the FFN) and ``transformer.decoder.norm``;
 - ``query_embed``: the object queries;
-- ``class_embed``: 92 logits, indexed by COCO category id (1 to 90, with
-  gaps) and the no-object logit last; here 80 contiguous classes in
-  mmdet's ``CocoDataset`` order, then no-object;
+- ``class_embed``: 92 logits, indexed by COCO category id with no-object
+  last; they become mmdet's 80 contiguous classes, then no-object;
 - ``bbox_embed.layers.{0,1,2}``: the box MLP.
 """
+import argparse
 import re
-from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor
 
-# The category ids of COCO 2017's 80 classes, in mmdet's CocoDataset order
-# (ascending id).
-COCO_CATEGORY_IDS: Tuple[int, ...] = (
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21,
-    22, 23, 24, 25, 27, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
-    43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61,
-    62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
-    85, 86, 87, 88, 89, 90)
+from .coco_classes import NUM_CATEGORY_IDS, category_rows, coco_dataset_meta
+from .converted import Converted
+from .key_rules import add_batch_norm_counters, rename
+from .safe_load import load_checkpoint_file
 
+SOURCE = 'official DETR'
+# Variant -> the config that runs it. DC5 has the same weights as R50; only
+# the checkpoint's ``args.dilation`` (or ``--variant``) tells them apart.
+DETR_CONFIGS: Dict[str, str] = {
+    'r50': 'configs/detr_r50.py',
+    'r50_dc5': 'configs/detr_r50_dc5.py',
+}
 _ENC = r'^transformer\.encoder\.layers\.(\d+)\.'
 _DEC = r'^transformer\.decoder\.layers\.(\d+)\.'
 # (official pattern, this project's replacement), first match wins.
-_RULES: List[Tuple[str, str]] = [
+_RULES = [
     (r'^backbone\.0\.body\.', 'backbone.'),
     (r'^input_proj\.', 'neck.convs.0.conv.'),
     (r'^query_embed\.', 'query_embedding.'),
@@ -53,75 +58,100 @@ _RULES: List[Tuple[str, str]] = [
     (r'^bbox_embed\.layers\.1\.', 'bbox_head.reg_branch.2.'),
     (r'^bbox_embed\.layers\.2\.', 'bbox_head.reg_branch.4.'),
 ]
-_COMPILED = [(re.compile(p), r) for p, r in _RULES]
+_COMPILED = [re.compile(p) for p, _ in _RULES]
 
 
-def official_detr_key_to_ours(key: str) -> Optional[str]:
-    """The name of an official DETR parameter here, or None for a key this
-    project's ``DETR`` has no place for."""
-    for pattern, replacement in _COMPILED:
-        if pattern.match(key):
-            return pattern.sub(replacement, key, count=1)
-    return None
+def is_official_detr(checkpoint: Dict) -> bool:
+    """Whether ``checkpoint`` (the file's object) is of this layout."""
+    state_dict = checkpoint.get('model', checkpoint)
+    return isinstance(state_dict, dict) and (
+        'query_embed.weight' in state_dict and
+        'transformer.decoder.norm.weight' in state_dict and
+        'transformer.level_embed' not in state_dict)
 
 
 def convert_official_detr_state_dict(
-    state_dict: Dict[str, Tensor],
-    class_ids: Optional[Sequence[int]] = COCO_CATEGORY_IDS
-) -> 'OrderedDict[str, Tensor]':
-    """Convert a facebookresearch/detr state dict (``checkpoint['model']``;
-    a whole checkpoint is unwrapped) for ``configs/detr_r50.py`` (or
-    ``detr_r50_dc5.py`` for a DC5 checkpoint).
+        state_dict: Dict[str, Tensor],
+        dilation: Optional[bool] = None,
+        variant: Optional[str] = None,
+        map_classes: bool = True) -> Converted:
+    """Convert ``checkpoint['model']``.
 
     Args:
-        state_dict: the official keys and tensors.
-        class_ids: the row of ``class_embed`` for each class of the target
-            model, in its class order (default: COCO's 80 categories for
-            mmdet's ``CocoDataset``); the last row, no-object, is appended.
-            None keeps the rows as they are (a model fine-tuned on
-            contiguous class indices).
-
-    Returns:
-        The state dict of this project's ``DETR``, with the
-        ``num_batches_tracked`` counters mmdet's batch norm expects set to 0.
+        state_dict: the official model's state dict.
+        dilation: the official ``args.dilation`` (DC5) when known.
+        variant: ``r50`` or ``r50_dc5`` (``--variant``); must agree with
+            ``dilation`` when both are given, and settles it otherwise.
+        map_classes: map the 91 category-id logits (plus no-object) to the
+            80 classes of mmdet's ``CocoDataset`` (plus no-object).
 
     Raises:
         ValueError: for keys with no place here (pre-norm or segmentation
-            models, learned position embeddings) or a ``class_embed`` too
-            narrow for ``class_ids``.
+            models, learned position embeddings) or an unknown variant.
     """
-    if isinstance(state_dict.get('model'), dict):
-        state_dict = state_dict['model']
-    unknown = [k for k in state_dict if official_detr_key_to_ours(k) is None]
+    unknown = [k for k in state_dict
+               if not any(p.match(k) for p in _COMPILED)]
     if unknown:
         raise ValueError(
-            f'{len(unknown)} keys of the official DETR state dict have no '
+            f'{len(unknown)} key(s) of the {SOURCE} checkpoint have no '
             f'place in this project\'s DETR, e.g. {unknown[:5]}: only the '
             'post-norm detection models with sine position encoding '
             '(detr-r50, detr-r50-dc5, detr-r101, detr-r101-dc5) convert')
-    converted = OrderedDict()
-    for key, value in state_dict.items():
-        ours = official_detr_key_to_ours(key)
-        if ours.startswith('bbox_head.cls_branch.') and class_ids is not None:
-            value = _select_classes(key, value, class_ids)
-        converted[ours] = value
-        if ours.startswith('backbone.') and ours.endswith('.running_var'):
-            # Frozen batch norm keeps no counter; 0 is what a fresh
-            # BatchNorm2d holds, and it is unused with a fixed momentum.
-            counter = ours[:-len('running_var')] + 'num_batches_tracked'
-            converted[counter] = torch.tensor(0, dtype=torch.long)
-    return converted
+    name = _variant(dilation, variant)
+    out = rename(state_dict, _RULES, SOURCE)
+    add_batch_norm_counters(out)
+    notes = []
+    depth = 101 if 'backbone.layer3.6.conv1.weight' in out else 50
+    if depth == 101:
+        notes.append('ResNet-101 backbone: run the config with '
+                     '--cfg-options model.backbone.depth=101')
+    logits = out.get('bbox_head.cls_branch.bias')
+    mapped = (map_classes and logits is not None
+              and logits.shape[0] - 1 == NUM_CATEGORY_IDS)
+    if mapped:
+        for part in ('weight', 'bias'):
+            key = f'bbox_head.cls_branch.{part}'
+            rows = out[key]
+            out[key] = torch.cat([
+                category_rows(rows[:-1], f'class_embed.{part}'), rows[-1:]
+            ])
+        notes.append('class logits: 91 COCO category ids + no-object -> '
+                     "the 80 classes of mmdet's CocoDataset + no-object")
+    return Converted(out, name, DETR_CONFIGS[name],
+                     coco_dataset_meta() if mapped else None, notes)
 
 
-def _select_classes(key: str, value: Tensor,
-                    class_ids: Sequence[int]) -> Tensor:
-    """(R, ...) rows indexed by category id, no-object last -> the rows of
-    ``class_ids``, then no-object."""
-    if max(class_ids) >= value.shape[0] - 1:
+def convert_official_detr(src: str, variant: Optional[str] = None,
+                          map_classes: bool = True) -> Converted:
+    """Read an official ``.pth`` file and convert its ``model``.
+
+    The file pickles its training ``args`` as an ``argparse.Namespace``,
+    a plain attribute holder, which is allowed for this read only; its
+    ``dilation`` tells DC5 from R50.
+    """
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        checkpoint = load_checkpoint_file(src, map_location='cpu')
+    if not isinstance(checkpoint, dict) or not is_official_detr(checkpoint):
         raise ValueError(
-            f'{key} has {value.shape[0]} rows (category ids 0 to '
-            f'{value.shape[0] - 2}, then no-object) but class_ids asks for '
-            f'id {max(class_ids)}: pass the category ids of the model\'s '
-            'own classes, or class_ids=None to keep the rows as they are')
-    rows = torch.as_tensor(list(class_ids) + [value.shape[0] - 1])
-    return value[rows].clone()
+            f'{src!r} is not an official DETR checkpoint (no \'model\' with '
+            'query_embed and transformer.decoder.norm keys)')
+    dilation = getattr(checkpoint.get('args'), 'dilation', None)
+    return convert_official_detr_state_dict(
+        checkpoint.get('model', checkpoint), dilation, variant, map_classes)
+
+
+def _variant(dilation: Optional[bool], requested: Optional[str]) -> str:
+    if requested is not None and requested not in DETR_CONFIGS:
+        raise ValueError(f'--variant {requested} is not a DETR variant: use '
+                         f'one of {sorted(DETR_CONFIGS)}')
+    found = None if dilation is None else ('r50_dc5' if dilation else 'r50')
+    if requested is not None and found is not None and requested != found:
+        raise ValueError(
+            f'--variant {requested} does not match the {SOURCE} checkpoint, '
+            f'whose args.dilation={dilation} says {found}')
+    if requested is None and found is None:
+        raise ValueError(
+            f'the {SOURCE} checkpoint does not say whether the last ResNet '
+            'stage is dilated (the weights are the same): pass --variant '
+            'r50 or --variant r50_dc5')
+    return requested or found
