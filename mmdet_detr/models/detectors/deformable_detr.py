@@ -14,6 +14,7 @@ from mmdet.models.detectors.base import BaseDetector
 from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
+from mmdet_detr.checkpoint.foreign_layout import check_layout_pre_hook
 from mmdet_detr.registry import MODELS
 from ..layers.encoder_proposals import EncoderProposalGenerator
 
@@ -38,7 +39,9 @@ class FlatFeatures(NamedTuple):
     feats: (B, S, C); pos: (B, S, C) positional plus level encodings;
     padding_mask: (B, S) bool, True at padding; spatial_shapes: (L, 2) long
     ``(H_l, W_l)``; level_start_index: (L, ) long; valid_ratios: (B, L, 2)
-    unpadded fraction ``(w, h)`` of each level.
+    unpadded fraction ``(w, h)`` of each level; level_shapes: the same
+    ``(H_l, W_l)`` as Python ints, read from the feature maps, so that no
+    step reads a shape back from the device.
     """
     feats: Tensor
     pos: Tensor
@@ -46,6 +49,7 @@ class FlatFeatures(NamedTuple):
     spatial_shapes: Tensor
     level_start_index: Tensor
     valid_ratios: Tensor
+    level_shapes: Tuple[Tuple[int, int], ...]
 
 
 @MODELS.register_module()
@@ -97,6 +101,9 @@ class DeformableDETR(BaseDetector):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # Foreign layouts are refused; other class counts re-initialise
+        # the classifiers (mmdet_detr/checkpoint/foreign_layout.py).
+        self.register_load_state_dict_pre_hook(check_layout_pre_hook)
         self.num_queries = num_queries
         self.num_feature_levels = num_feature_levels
         self.embed_dims = embed_dims
@@ -202,11 +209,11 @@ class DeformableDETR(BaseDetector):
         flat = self.flatten_features(feats, batch_data_samples)
         memory = self.encoder(flat.feats, flat.pos, flat.padding_mask,
                               flat.spatial_shapes, flat.level_start_index,
-                              flat.valid_ratios)
+                              flat.valid_ratios, flat.level_shapes)
         enc_cls_logits = enc_boxes = None
         if self.as_two_stage:
             proposals = self.proposal_generator(
-                memory, flat.padding_mask, flat.spatial_shapes,
+                memory, flat.padding_mask, flat.level_shapes,
                 self.bbox_head.cls_branches[self.decoder.num_layers],
                 self.bbox_head.reg_branches[self.decoder.num_layers])
             query, query_pos = proposals.query, proposals.query_pos
@@ -257,7 +264,7 @@ class DeformableDETR(BaseDetector):
         return FlatFeatures(
             torch.cat(flat_feats, 1), torch.cat(flat_pos, 1),
             torch.cat(flat_masks, 1), spatial_shapes, level_start_index,
-            torch.stack(ratios, 1))
+            torch.stack(ratios, 1), tuple(shapes))
 
 
 def _build(cfg: dict, name: str, derived: dict) -> nn.Module:

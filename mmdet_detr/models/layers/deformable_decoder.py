@@ -127,19 +127,15 @@ class DeformableTransformerDecoder(nn.Module):
         """
         hidden_states = []
         references = [reference_points]
+        per_level = _per_level(reference_points, valid_ratios)
         for layer_id, layer in enumerate(self.layers):
-            # The reference is relative to the valid image; each level's
-            # valid ratio maps it onto that level's padded map.
-            if reference_points.shape[-1] == 4:
-                ratios = torch.cat([valid_ratios, valid_ratios], -1)
-            else:
-                ratios = valid_ratios
-            per_level = reference_points[:, :, None] * ratios[:, None]
             query = layer(query, query_pos, memory, memory_padding_mask,
                           per_level, spatial_shapes, level_start_index)
             if reg_branches is not None:
                 reference_points = self._refine(reg_branches[layer_id](query),
                                                 reference_points)
+                # Only refined references change from layer to layer.
+                per_level = _per_level(reference_points, valid_ratios)
             hidden_states.append(query)
             references.append(reference_points)
         return torch.stack(hidden_states), references
@@ -157,3 +153,14 @@ class DeformableTransformerDecoder(nn.Module):
                 [delta[..., :2] + inverse_sigmoid(reference_points),
                  delta[..., 2:]], -1)
         return refined.sigmoid().detach()
+
+
+def _per_level(reference_points: Tensor, valid_ratios: Tensor) -> Tensor:
+    """(B, Q, 2 or 4) references -> (B, Q, L, 2 or 4), one per level.
+
+    The reference is relative to the valid image; each level's valid ratio
+    maps it onto that level's padded map.
+    """
+    if reference_points.shape[-1] == 4:
+        valid_ratios = torch.cat([valid_ratios, valid_ratios], -1)
+    return reference_points[:, :, None] * valid_ratios[:, None]

@@ -3,6 +3,8 @@ every level around its own position.
 
 Symbols: B batch, S = sum_l H_l * W_l tokens, L levels, C channels.
 """
+from typing import Sequence, Tuple
+
 import torch
 from torch import Tensor, nn
 
@@ -77,7 +79,8 @@ class DeformableTransformerEncoder(nn.Module):
 
     def forward(self, query: Tensor, query_pos: Tensor, padding_mask: Tensor,
                 spatial_shapes: Tensor, level_start_index: Tensor,
-                valid_ratios: Tensor) -> Tensor:
+                valid_ratios: Tensor,
+                level_shapes: Sequence[Tuple[int, int]]) -> Tensor:
         """Encode.
 
         Args:
@@ -87,11 +90,12 @@ class DeformableTransformerEncoder(nn.Module):
             spatial_shapes: (L, 2) long, ``(H_l, W_l)``.
             level_start_index: (L, ) long, offset of each level in S.
             valid_ratios: (B, L, 2) unpadded fraction ``(w, h)`` of each map.
+            level_shapes: L pairs of ints, ``spatial_shapes`` on the host.
 
         Returns:
             (B, S, C) the memory.
         """
-        reference_points = encoder_reference_points(spatial_shapes,
+        reference_points = encoder_reference_points(level_shapes,
                                                     valid_ratios)
         for layer in self.layers:
             query = layer(query, query_pos, padding_mask, reference_points,
@@ -99,7 +103,7 @@ class DeformableTransformerEncoder(nn.Module):
         return query
 
 
-def encoder_reference_points(spatial_shapes: Tensor,
+def encoder_reference_points(level_shapes: Sequence[Tuple[int, int]],
                              valid_ratios: Tensor) -> Tensor:
     """Every token's pixel centre, as a point on every level.
 
@@ -108,7 +112,7 @@ def encoder_reference_points(spatial_shapes: Tensor,
     points at the same image location on all levels.
 
     Args:
-        spatial_shapes: (L, 2) long, ``(H_l, W_l)``.
+        level_shapes: L pairs of ints ``(H_l, W_l)``.
         valid_ratios: (B, L, 2) ``(w, h)``.
 
     Returns:
@@ -116,7 +120,7 @@ def encoder_reference_points(spatial_shapes: Tensor,
     """
     device = valid_ratios.device
     points = []
-    for level, (h, w) in enumerate(spatial_shapes.tolist()):
+    for level, (h, w) in enumerate(level_shapes):
         ref_y, ref_x = torch.meshgrid(
             torch.linspace(0.5, h - 0.5, h, dtype=torch.float32,
                            device=device),

@@ -4,7 +4,7 @@ the decoder's queries.
 Symbols: B batch, S = sum_l H_l * W_l memory tokens, Q queries, C channels.
 """
 import math
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -53,14 +53,15 @@ class EncoderProposalGenerator(nn.Module):
         nn.init.xavier_uniform_(self.pos_trans_fc.weight)
 
     def forward(self, memory: Tensor, memory_padding_mask: Tensor,
-                spatial_shapes: Tensor, cls_branch: nn.Module,
+                level_shapes: Sequence[Tuple[int, int]],
+                cls_branch: nn.Module,
                 reg_branch: nn.Module) -> EncoderProposals:
         """Propose.
 
         Args:
             memory: (B, S, C) the encoder output.
             memory_padding_mask: (B, S) bool, True at padded tokens.
-            spatial_shapes: (L, 2) long, ``(H_l, W_l)``.
+            level_shapes: L pairs of ints ``(H_l, W_l)``.
             cls_branch: (..., C) -> (..., K) class logits.
             reg_branch: (..., C) -> (..., 4) box delta in logit space.
         """
@@ -70,7 +71,7 @@ class EncoderProposalGenerator(nn.Module):
                 f'two-stage selects num_queries={self.num_queries} proposals '
                 f'but the feature maps have only {S} tokens: use larger '
                 'input images or fewer queries')
-        anchors, valid = token_anchors(memory_padding_mask, spatial_shapes)
+        anchors, valid = token_anchors(memory_padding_mask, level_shapes)
         # Padded and border tokens propose nothing: zero memory, inf logits.
         keep = valid & ~memory_padding_mask[..., None]  # B, S, 1
         anchors = anchors.masked_fill(~keep, float('inf'))
@@ -90,13 +91,14 @@ class EncoderProposalGenerator(nn.Module):
                                 cls_logits, box_logits.sigmoid())
 
 
-def token_anchors(padding_mask: Tensor,
-                  spatial_shapes: Tensor) -> Tuple[Tensor, Tensor]:
+def token_anchors(
+        padding_mask: Tensor,
+        level_shapes: Sequence[Tuple[int, int]]) -> Tuple[Tensor, Tensor]:
     """An anchor box for every token, in logit space.
 
     Args:
         padding_mask: (B, S) bool, True at padded tokens.
-        spatial_shapes: (L, 2) long.
+        level_shapes: L pairs of ints ``(H_l, W_l)``.
 
     Returns:
         anchors: (B, S, 4) ``inverse_sigmoid(cx, cy, w, h)`` with centres
@@ -107,7 +109,7 @@ def token_anchors(padding_mask: Tensor,
     B = padding_mask.shape[0]
     anchors = []
     start = 0
-    for level, (h, w) in enumerate(spatial_shapes.tolist()):
+    for level, (h, w) in enumerate(level_shapes):
         mask = padding_mask[:, start:start + h * w].view(B, h, w)
         valid_h = (~mask[:, :, 0]).sum(1)
         valid_w = (~mask[:, 0, :]).sum(1)
