@@ -5,6 +5,7 @@ M heads, P sampling points per head and level, C = M * D channels.
 """
 import math
 import warnings
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
@@ -54,6 +55,13 @@ class MultiScaleDeformableAttention(nn.Module):
                                            num_heads * num_levels * num_points)
         self.value_proj = nn.Linear(embed_dims, embed_dims)
         self.output_proj = nn.Linear(embed_dims, embed_dims)
+        # Called, when set, with the (B, Q, L, 2 or 4) reference points, the
+        # (B, Q, M, L, P, 2) sampling locations, the (B, Q, M, L, P) weights
+        # and the (L, 2) spatial shapes of each forward, the exact tensors
+        # the kernel receives (mmdet_detr/visualization/sampling_recorder.py
+        # records them for pictures).
+        self.sampling_observer: Optional[Callable[
+            [Tensor, Tensor, Tensor, Tensor], None]] = None
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -119,6 +127,9 @@ class MultiScaleDeformableAttention(nn.Module):
                              f'(boxes), got shape '
                              f'{tuple(reference_points.shape)}')
         # locations: B, Q, M, L, P, 2
+        if self.sampling_observer is not None:
+            self.sampling_observer(reference_points, locations, weights,
+                                   spatial_shapes)
         output = multi_scale_deformable_attn(value, spatial_shapes,
                                              level_start_index, locations,
                                              weights, self.im2col_step)
