@@ -1,0 +1,79 @@
+"""What every object query predicts, before post-processing keeps the best.
+
+Works for any detector of this project (and mmdet's DETR family) whose
+``_forward`` returns the head's ``(cls_logits, boxes)`` of every decoder
+layer: logits (N, B, Q, K) with sigmoid scores or (N, B, Q, K + 1) with
+a softmax and a last "no object" class, boxes (N, B, Q, 4) normalised
+``(cx, cy, w, h)`` relative to the unpadded input image.
+
+Symbols: N decoder layers, B batch, Q queries, K classes.
+"""
+from typing import List, NamedTuple, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class QueryPredictions(NamedTuple):
+    """One prediction per query of one decoder layer.
+
+    scores: (B, Q) the best class's probability; labels: (B, Q) long;
+    boxes: (B, Q, 4) normalised ``(cx, cy, w, h)`` of the input image;
+    metas: B image metas (``img_shape``, ``scale_factor``,
+    ``batch_input_shape``, ...).
+    """
+    scores: Tensor
+    labels: Tensor
+    boxes: Tensor
+    metas: List[dict]
+
+
+@torch.no_grad()
+def query_predictions(model: nn.Module, data: dict,
+                      layer: int = -1) -> QueryPredictions:
+    """Run ``model`` on a data-loader batch and return decoder layer
+    ``layer``'s prediction of each query (default: the last layer's, the
+    one the detector outputs)."""
+    data = model.data_preprocessor(data, False)
+    outputs = model._forward(data['inputs'], data['data_samples'])
+    if not (isinstance(outputs, (tuple, list)) and len(outputs) == 2):
+        raise ValueError(
+            f'{type(model).__name__}._forward must return (cls_logits, '
+            'boxes) of every decoder layer for per-query pictures')
+    cls_logits, boxes = outputs
+    if boxes.dim() != 4 or boxes.shape[-1] != 4:
+        raise ValueError(
+            f'{type(model).__name__}: expected boxes of shape (N, B, Q, 4), '
+            f'got {tuple(boxes.shape)}')
+    num_layers = boxes.shape[0]
+    if not -num_layers <= layer < num_layers:
+        raise ValueError(f'layer {layer} does not exist: the decoder has '
+                         f'{num_layers} layers (0..{num_layers - 1})')
+    logits = cls_logits[layer].float()  # B, Q, K or B, Q, K + 1
+    num_classes = model.bbox_head.num_classes
+    if logits.shape[-1] == num_classes:
+        probs = logits.sigmoid()
+    elif logits.shape[-1] == num_classes + 1:
+        probs = logits.softmax(-1)[..., :num_classes]
+    else:
+        raise ValueError(
+            f'{type(model).__name__}: {logits.shape[-1]} class logits for '
+            f'{num_classes} classes; expected K (sigmoid) or K + 1 (softmax '
+            'with "no object")')
+    scores, labels = probs.max(-1)  # B, Q
+    return QueryPredictions(scores, labels, boxes[layer].float(),
+                            [s.metainfo for s in data['data_samples']])
+
+
+def boxes_to_pixels(boxes: Tensor, img_shape: Sequence[int],
+                    scale_factor: Sequence[float]) -> Tensor:
+    """(..., 4) normalised ``(cx, cy, w, h)`` -> ``xyxy`` in pixels of the
+    original image, as the heads' ``predict`` computes them."""
+    h, w = img_shape[:2]
+    cx, cy, bw, bh = boxes.unbind(-1)
+    xyxy = torch.stack(
+        [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], -1)
+    xyxy = xyxy * xyxy.new_tensor([w, h, w, h])
+    xyxy[..., 0::2] = xyxy[..., 0::2].clamp(0, w)
+    xyxy[..., 1::2] = xyxy[..., 1::2].clamp(0, h)
+    return xyxy / xyxy.new_tensor(scale_factor).repeat(2)
