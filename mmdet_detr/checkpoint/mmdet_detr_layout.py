@@ -12,16 +12,18 @@ from typing import Dict, List, Tuple
 from torch import Tensor
 
 _LAYER = r'^(encoder|decoder)\.layers\.(\d+)\.'
+_ENC = r'^encoder\.layers\.(\d+)\.'
+_DEC = r'^decoder\.layers\.(\d+)\.'
 # (mmdet pattern, this project's replacement), applied in order, first match.
 _RULES: List[Tuple[str, str]] = [
     (_LAYER + r'(self_attn|cross_attn)\.attn\.', r'\1.layers.\2.\3.'),
     (_LAYER + r'ffn\.layers\.0\.0\.', r'\1.layers.\2.ffn.linear1.'),
     (_LAYER + r'ffn\.layers\.1\.', r'\1.layers.\2.ffn.linear2.'),
-    (r'^encoder\.layers\.(\d+)\.norms\.0\.', r'encoder.layers.\1.self_attn_norm.'),
-    (r'^encoder\.layers\.(\d+)\.norms\.1\.', r'encoder.layers.\1.ffn_norm.'),
-    (r'^decoder\.layers\.(\d+)\.norms\.0\.', r'decoder.layers.\1.self_attn_norm.'),
-    (r'^decoder\.layers\.(\d+)\.norms\.1\.', r'decoder.layers.\1.cross_attn_norm.'),
-    (r'^decoder\.layers\.(\d+)\.norms\.2\.', r'decoder.layers.\1.ffn_norm.'),
+    (_ENC + r'norms\.0\.', r'encoder.layers.\1.self_attn_norm.'),
+    (_ENC + r'norms\.1\.', r'encoder.layers.\1.ffn_norm.'),
+    (_DEC + r'norms\.0\.', r'decoder.layers.\1.self_attn_norm.'),
+    (_DEC + r'norms\.1\.', r'decoder.layers.\1.cross_attn_norm.'),
+    (_DEC + r'norms\.2\.', r'decoder.layers.\1.ffn_norm.'),
     (r'^decoder\.post_norm\.', r'decoder.final_norm.'),
     (r'^bbox_head\.fc_cls\.', r'bbox_head.cls_branch.'),
     (r'^bbox_head\.reg_ffn\.layers\.0\.0\.', r'bbox_head.reg_branch.0.'),

@@ -14,6 +14,7 @@ from mmdet.models.detectors.base import BaseDetector
 from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
+from mmdet_detr.checkpoint.foreign_layout import check_layout_pre_hook
 from mmdet_detr.registry import MODELS
 from .deformable_detr import _padding_mask
 
@@ -57,6 +58,9 @@ class DETR(BaseDetector):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # Checkpoints of another implementation's layout are refused with
+        # the command that converts them (checkpoint/foreign_layout.py).
+        self.register_load_state_dict_pre_hook(check_layout_pre_hook)
         self.num_queries = num_queries
         self.embed_dims = embed_dims
         self.backbone = MODELS.build(backbone)

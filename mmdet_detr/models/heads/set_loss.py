@@ -110,9 +110,8 @@ class SetLoss:
             ])
             query_idx = torch.cat([q for q, _ in matches[t]])
             target_idx = [g for _, g in matches[t]]
-            cls_target = cls_logits.new_full((B, Q),
-                                              self.num_classes,
-                                              dtype=torch.long)  # B, Q
+            cls_target = cls_logits.new_full(
+                (B, Q), self.num_classes, dtype=torch.long)  # B, Q
             cls_target[batch_idx, query_idx] = torch.cat(
                 [lab[g] for lab, g in zip(labels, target_idx)])
             loss_cls = self.loss_cls(
