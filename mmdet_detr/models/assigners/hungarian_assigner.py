@@ -56,12 +56,15 @@ class HungarianAssigner:
             raise ValueError(f'got predictions for {B} images but '
                              f'{len(gt_labels)} label and {len(gt_boxes)} '
                              'box target sets')
-        # One cost computation per image covers all T layers.
-        costs = [
-            self._cost(cls_logits[:, b], boxes[:, b], gt_labels[b],
-                       gt_boxes[b]).flatten() for b in range(B)
-        ]  # B tensors of T*Q*G_b
-        host = torch.cat(costs).float().cpu().numpy()
+        # One cost computation per image covers all T layers, in float32
+        # also under mixed precision: near-ties decide the matching.
+        cls_logits, boxes = cls_logits.float(), boxes.float()
+        with torch.autocast(boxes.device.type, enabled=False):
+            costs = [
+                self._cost(cls_logits[:, b], boxes[:, b], gt_labels[b],
+                           gt_boxes[b].float()).flatten() for b in range(B)
+            ]  # B tensors of T*Q*G_b
+        host = torch.cat(costs).cpu().numpy()
         matches = [[] for _ in range(T)]
         start = 0
         for b in range(B):

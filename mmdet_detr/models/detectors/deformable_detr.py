@@ -227,8 +227,10 @@ class DeformableDETR(BaseDetector):
                                            self.embed_dims, dim=1)
             query_pos = query_pos.unsqueeze(0).expand(B, -1, -1)  # B, Q, C
             query = query.unsqueeze(0).expand(B, -1, -1)  # B, Q, C
-            reference_points = self.reference_points_fc(
-                query_pos).sigmoid()  # B, Q, 2
+            # float32 under mixed precision too (see the attention).
+            with torch.autocast(query_pos.device.type, enabled=False):
+                reference_points = self.reference_points_fc(
+                    query_pos.float()).sigmoid()  # B, Q, 2
         hidden_states, references = self.decoder(
             query, query_pos, memory, flat.padding_mask, reference_points,
             flat.spatial_shapes, flat.level_start_index, flat.valid_ratios,

@@ -110,8 +110,10 @@ class MultiScaleDeformableAttention(nn.Module):
         value = self.value_proj(value)  # B, S, C
         value = value.masked_fill(value_padding_mask[..., None], 0.0)
         value = value.view(B, S, M, -1)  # B, S, M, D
-        offsets = self.sampling_offsets(query).view(B, Q, M, L, P, 2)
-        weights = self.attention_weights(query).view(B, Q, M, L * P)
+        # Under mixed precision, locations and weights are float32: in
+        # bfloat16 a location near 1 is off by up to 1/256 of the map.
+        offsets = self.sampling_offsets(query).float().view(B, Q, M, L, P, 2)
+        weights = self.attention_weights(query).float().view(B, Q, M, L * P)
         weights = weights.softmax(-1).view(B, Q, M, L, P)
         if reference_points.shape[-1] == 2:
             # Offsets are in pixels of each level: divide by (W_l, H_l).
