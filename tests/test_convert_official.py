@@ -210,3 +210,101 @@ def test_unknown_keys_are_refused():
     source['transformer.something_new.weight'] = torch.zeros(3)
     with pytest.raises(KeyError, match='transformer.something_new.weight'):
         convert_official_state_dict(source)
+
+
+# HuggingFace's port of the official model renames its layers; this is the
+# way back (transformers 5 names -> official names), written from the two
+# sources independently of the converters.
+HF_TO_OFFICIAL = [
+    (r'^model\.level_embed$', 'transformer.level_embed'),
+    (r'^model\.encoder\.layers\.(\d+)\.self_attn_layer_norm\.',
+     r'transformer.encoder.layers.\1.norm1.'),
+    (r'^model\.encoder\.layers\.(\d+)\.final_layer_norm\.',
+     r'transformer.encoder.layers.\1.norm2.'),
+    (r'^model\.decoder\.layers\.(\d+)\.encoder_attn_layer_norm\.',
+     r'transformer.decoder.layers.\1.norm1.'),
+    (r'^model\.decoder\.layers\.(\d+)\.self_attn_layer_norm\.',
+     r'transformer.decoder.layers.\1.norm2.'),
+    (r'^model\.decoder\.layers\.(\d+)\.final_layer_norm\.',
+     r'transformer.decoder.layers.\1.norm3.'),
+    (r'^model\.decoder\.layers\.(\d+)\.encoder_attn\.',
+     r'transformer.decoder.layers.\1.cross_attn.'),
+    (r'^model\.decoder\.layers\.(\d+)\.self_attn\.o_proj\.',
+     r'transformer.decoder.layers.\1.self_attn.out_proj.'),
+    (r'^model\.(en|de)coder\.layers\.(\d+)\.mlp\.fc(\d)\.',
+     r'transformer.\1coder.layers.\2.linear\3.'),
+    (r'^model\.encoder\.layers\.(\d+)\.self_attn\.',
+     r'transformer.encoder.layers.\1.self_attn.'),
+    (r'^model\.decoder\.(class|bbox)_embed\.',
+     r'transformer.decoder.\1_embed.'),
+    (r'^model\.(reference_points|enc_output|enc_output_norm|pos_trans|'
+     r'pos_trans_norm)\.', r'transformer.\1.'),
+    (r'^model\.query_position_embeddings\.', 'query_embed.'),
+    (r'^model\.input_proj\.', 'input_proj.'),
+    (r'^(class|bbox)_embed\.', r'\1_embed.'),
+]
+
+
+def official_from_hf(hf_state, backbone_state):
+    """The official state dict of an HF model; the backbone (HF's own
+    ResNet, not the official torchvision one) comes from this project's
+    converted HF checkpoint, named as the official one names it."""
+    official = {}
+    for key, value in hf_state.items():
+        if key.startswith('model.backbone.'):
+            continue
+        q = re.match(r'^model\.decoder\.layers\.(\d+)\.self_attn\.q_proj\.'
+                     r'(weight|bias)$', key)
+        if q:
+            layer, part = q.groups()
+            prefix = f'model.decoder.layers.{layer}.self_attn.'
+            official[f'transformer.decoder.layers.{layer}.self_attn.'
+                     f'in_proj_{part}'] = torch.cat(
+                         [hf_state[f'{prefix}{p}_proj.{part}'] for p in 'qkv'])
+            continue
+        if re.match(r'^model\.decoder\.layers\.\d+\.self_attn\.[kv]_proj\.',
+                    key):
+            continue
+        for pattern, replacement in HF_TO_OFFICIAL:
+            if re.match(pattern, key):
+                official[re.sub(pattern, replacement, key)] = value
+                break
+        else:
+            raise AssertionError(f'no official name for {key}')
+    for key, value in backbone_state.items():
+        if key.startswith('backbone.') and 'num_batches_tracked' not in key:
+            official['backbone.0.body.' + key[len('backbone.'):]] = value
+    return official
+
+
+@pytest.mark.parametrize('variant', ['plain', 'refine', 'refine_twostage'])
+def test_converted_official_model_predicts_the_same(variant):
+    """The official layout of a random model (through HF's port, the
+    reference whose outputs test_convert_hf.py matches) converts to a
+    model of this project with the same logits and boxes (1e-4)."""
+    pytest.importorskip('transformers')
+    from convert_helpers import padded_batch, tiny_model
+    from test_convert_hf import hf_model
+
+    from mmdet_detr.checkpoint.hf_layout import convert_hf_state_dict
+    reference = hf_model(variant)
+    hf_state = reference.state_dict()
+    official = official_from_hf(
+        hf_state, convert_hf_state_dict(hf_state).state_dict)
+    converted = convert_official_state_dict(official)
+    assert converted.variant == variant
+    ours = tiny_model(variant, num_classes=80, conv_bias=True)
+    ours.load_state_dict(converted.state_dict, strict=True)
+    inputs, valid, samples = padded_batch()
+    with torch.no_grad():
+        expected = reference(pixel_values=inputs, pixel_mask=valid)
+        logits, boxes = ours._forward(inputs, samples)
+    ids = torch.tensor(COCO_CATEGORY_IDS)
+    logit_error = (logits[-1] - expected.logits[..., ids]).abs().max()
+    box_error = (boxes[-1] - expected.pred_boxes).abs().max()
+    print(f'official {variant}: max |logit difference| {logit_error:.2e}, '
+          f'max |box difference| {box_error:.2e}')
+    torch.testing.assert_close(logits[-1], expected.logits[..., ids],
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(boxes[-1], expected.pred_boxes, atol=1e-4,
+                               rtol=0)
