@@ -40,14 +40,7 @@ def parse_args():
         action=DictAction,
         help='override config settings, key=value pairs such as '
         'test_dataloader.batch_size=4 or key="[a,b]" for lists (no spaces)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
-    # --local_rank; torchrun sets LOCAL_RANK instead.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    cli.add_launcher_args(parser)
     return parser, parser.parse_args()
 
 
@@ -61,6 +54,7 @@ def main():
                               args.launcher)
         cli.set_test_checkpoint(cfg, args.checkpoint)
         cli.enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
+        cli.check_config(cfg)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     runner = cli.build_runner(cfg)

@@ -41,14 +41,7 @@ def parse_args():
         action=DictAction,
         help='override config settings, key=value pairs such as '
         'train_cfg.max_epochs=12 or key="[a,b]" for lists (no spaces)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
-    # --local_rank; torchrun sets LOCAL_RANK instead.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    cli.add_launcher_args(parser)
     return parser, parser.parse_args()
 
 
@@ -63,6 +56,7 @@ def main():
             cli.enable_amp(cfg)
         if args.auto_scale_lr:
             cli.enable_auto_scale_lr(cfg)
+        cli.check_config(cfg)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     runner = cli.build_runner(cfg)

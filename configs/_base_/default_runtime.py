@@ -10,8 +10,19 @@ default_hooks = dict(
     # Resuming needs the latest checkpoint; three are kept so a run can also
     # step back a little without filling the disk (a DETR-R50 checkpoint with
     # optimizer state is about 0.5 GB).
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # Atomic writes (temporary file + rename): a run killed while saving
+    # leaves the previous checkpoints intact, never a truncated one.
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Generator states go into each checkpoint, so a resumed run draws the
+    # same augmentations as an uninterrupted one.
+    rng_state=dict(type='RNGStateHook'),
+    # A non-finite loss or gradient stops training with the iteration, the
+    # loss terms and the image ids; on_non_finite='skip' drops the step.
+    finite_loss=dict(type='FiniteLossHook', on_non_finite='stop'),
+    # A checkpoint of another variant (say, box refinement for the plain
+    # model) is refused with the settings that differ.
+    checkpoint_variant=dict(type='CheckpointVariantHook'),
     # Off unless ``tools/test.py --show-dir/--show`` sets ``draw=True``.
     visualization=dict(type='DetVisualizationHook'))
 

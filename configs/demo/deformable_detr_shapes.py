@@ -65,6 +65,9 @@ param_scheduler = [
 ]
 default_hooks = dict(
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=400, max_keep_ckpts=2))
+        type='AtomicCheckpointHook',
+        by_epoch=False,
+        interval=400,
+        max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)

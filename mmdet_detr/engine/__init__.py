@@ -7,8 +7,15 @@ checkpoints through :mod:`mmdet_detr.checkpoint.safe_load` (``weights_only``
 unpickling with an explicit allowlist), before the Runner loads any.
 """
 from mmdet_detr.checkpoint.safe_load import install_safe_local_loader
+from .atomic_checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend
 from .bf16_optim_wrapper import BF16AutocastOptimWrapper
+from .checkpoint_variant_hook import CheckpointVariantHook
+from .finite_loss_hook import FiniteLossHook
+from .rng_state_hook import RNGStateHook
 
 install_safe_local_loader()
 
-__all__ = ['BF16AutocastOptimWrapper']
+__all__ = [
+    'AtomicCheckpointHook', 'AtomicLocalBackend', 'BF16AutocastOptimWrapper',
+    'CheckpointVariantHook', 'FiniteLossHook', 'RNGStateHook'
+]

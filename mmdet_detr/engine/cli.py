@@ -4,6 +4,7 @@ Each function applies one command-line option to a loaded
 :class:`mmengine.Config` (or checks one), so the tools stay argument parsing
 over mmengine's Runner and the tests can call the same code.
 """
+import argparse
 import os
 import os.path as osp
 import re
@@ -14,6 +15,15 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmdet_detr.registry import RUNNERS
+from .config_check import check_config
+from .distributed import prepare_cpu_distributed
+
+__all__ = [
+    'add_launcher_args', 'add_dump_metric', 'apply_resume', 'build_runner',
+    'check_checkpoint_path', 'check_config', 'check_dump_path',
+    'enable_amp', 'enable_auto_scale_lr', 'enable_visualization',
+    'load_config', 'set_local_rank', 'set_test_checkpoint'
+]
 
 DEFAULT_SCOPE = 'mmdet_detr'
 # ``scheme://...`` paths are fetched by mmengine's CheckpointLoader
@@ -46,6 +56,19 @@ def load_config(config: str,
     if cfg.get('default_scope') is None:
         cfg.default_scope = DEFAULT_SCOPE
     return cfg
+
+
+def add_launcher_args(parser: argparse.ArgumentParser) -> None:
+    """``--launcher`` and ``--local_rank``, shared by the train and test
+    tools."""
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
+    # --local_rank; torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 def set_local_rank(local_rank: int) -> None:
@@ -164,7 +187,12 @@ def check_dump_path(out: Optional[str]) -> None:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """mmengine's Runner, or the ``runner_type`` the config names."""
+    """mmengine's Runner, or the ``runner_type`` the config names.
+
+    Without a GPU, a distributed launcher gets a gloo process group first
+    (see :mod:`mmdet_detr.engine.distributed`).
+    """
+    prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -1,0 +1,138 @@
+"""Refuse a checkpoint of another model variant before it is used.
+
+mmengine loads ``load_from`` and test checkpoints with ``strict=False``: a
+box-refinement checkpoint evaluated with the plain config loads all shared
+weights, logs the rest as "missing keys" among hundreds of lines, and the
+run reports a meaningless mAP; resuming with another variant fails later
+inside the optimizer. :class:`CheckpointVariantHook` compares the
+checkpoint's parameter names and shapes with the model's as soon as the
+file is read (for test, ``load_from`` and resume alike) and, on a
+difference, names the keys and, from the config saved in the checkpoint,
+the model settings that differ.
+
+A different number of classes (only the classifier shapes differ) is let
+through: that is fine-tuning, and the classifiers are initialised anew.
+Checkpoints in a foreign layout (mmdet's, the reference implementation's)
+are left to :mod:`mmdet_detr.checkpoint.foreign_layout`.
+"""
+import ast
+from typing import Dict, List, Optional
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mmdet_detr.registry import HOOKS
+
+# Model settings that change the parameter set, as config paths.
+_SETTINGS = ('with_box_refine', 'as_two_stage', 'num_feature_levels',
+             'embed_dims', 'num_queries', 'encoder.num_layers',
+             'decoder.num_layers', 'bbox_head.num_classes')
+_CLASSIFIER = 'cls_branches'
+_SHOWN = 5
+
+
+@HOOKS.register_module()
+class CheckpointVariantHook(Hook):
+    """Raise ``ValueError`` when a loaded checkpoint's parameters do not
+    fit the model (see module doc)."""
+
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        state = checkpoint.get('state_dict', checkpoint)
+        own = model.state_dict()
+        if not isinstance(state, dict) or not set(state) & set(own):
+            return  # another layout: the model's load hook deals with it
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        reshaped = [
+            k for k in own if k in state and hasattr(state[k], 'shape')
+            and tuple(state[k].shape) != tuple(own[k].shape)
+            and _CLASSIFIER not in k
+        ]
+        if not (missing or unexpected or reshaped):
+            return
+        meta = checkpoint.get('meta') or {}
+        saved = _model_settings(meta.get('cfg'))
+        current = _model_settings(runner.cfg.get('model'))
+        current.update(_model_attributes(model))
+        differ = [
+            f'{key}={saved[key]!r} (config: {current.get(key, "default")!r})'
+            for key in _SETTINGS if key in saved
+            and saved[key] != current.get(key, saved[key])
+        ]
+        raise ValueError(
+            'the checkpoint was saved by another model variant than the '
+            f'config builds: {_listed("missing", missing)}'
+            f'{_listed("unexpected", unexpected)}'
+            f'{_listed("of another shape", reshaped)}. ' +
+            (f'The checkpoint has model.{", model.".join(differ)}: use the '
+             'config it was trained with, or set these values (e.g. with '
+             '--cfg-options).' if differ else
+             'Use the config the checkpoint was trained with.'))
+
+
+def _listed(what: str, keys: List[str]) -> str:
+    if not keys:
+        return ''
+    more = ', ...' if len(keys) > _SHOWN else ''
+    return f'{len(keys)} keys {what} ({", ".join(keys[:_SHOWN])}{more}); '
+
+
+def _model_settings(model) -> Dict[str, object]:
+    """The :data:`_SETTINGS` a model config sets, from a config dict or
+    from the config text saved in a checkpoint (read with ``ast``, never
+    executed)."""
+    if isinstance(model, str):
+        model = _model_from_text(model)
+    if not isinstance(model, dict):
+        return {}
+    values = {}
+    for key in _SETTINGS:
+        node = model
+        for part in key.split('.'):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            values[key] = node
+    return values
+
+
+def _model_attributes(model) -> Dict[str, object]:
+    """The :data:`_SETTINGS` as the built model holds them (defaults
+    included)."""
+    values = {}
+    for key in _SETTINGS:
+        node = model
+        for part in key.split('.'):
+            node = getattr(node, part, None)
+        if isinstance(node, (bool, int, float, str)):
+            values[key] = node
+    return values
+
+
+def _model_from_text(text: str) -> Optional[dict]:
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for stmt in tree.body:
+        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                and getattr(stmt.targets[0], 'id', None) == 'model'):
+            return _literal(stmt.value)
+    return None
+
+
+def _literal(node):
+    """``dict(a=1, b=dict(...))`` and literals to Python values; anything
+    else to None."""
+    if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'dict':
+        return {
+            kw.arg: _literal(kw.value)
+            for kw in node.keywords if kw.arg is not None
+        }
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        return None
