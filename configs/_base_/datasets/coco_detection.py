@@ -1,7 +1,9 @@
 # COCO 2017 detection in the mmdet layout:
 #   data/coco/annotations/instances_{train,val}2017.json
 #   data/coco/{train,val}2017/*.jpg
-dataset_type = 'CocoDataset'
+# mmdet's CocoDataset plus checks of the annotation file and image files
+# before training (mmdet_detr/datasets/checked_coco.py).
+dataset_type = 'CheckedCocoDataset'
 data_root = 'data/coco/'
 backend_args = None
 
@@ -17,7 +19,7 @@ multi_scale_resize = dict(
             (800, 1333)],
     keep_ratio=True)
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='RandomFlip', prob=0.5),
     dict(
@@ -43,7 +45,7 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
     # Ground truth is loaded for the metric only; drop this line to run on
     # images without annotations.
