@@ -8,6 +8,7 @@ are written out independently of the converter's rules, and the result
 loads into this project's R50 model of the matching config with no missing
 or unexpected keys and no shape mismatch.
 """
+import argparse
 import json
 import os.path as osp
 import re
@@ -77,7 +78,8 @@ EXPECTED_ONE_STAGE = {
 EXPECTED_REFINE = {'bbox_embed.5.layers.1.weight':
                    'bbox_head.reg_branches.5.2.weight'}
 EXPECTED_TWO_STAGE = {
-    'transformer.enc_output.weight': 'proposal_generator.memory_trans_fc.weight',
+    'transformer.enc_output.weight':
+    'proposal_generator.memory_trans_fc.weight',
     'transformer.enc_output_norm.bias':
     'proposal_generator.memory_trans_norm.bias',
     'transformer.pos_trans.weight': 'proposal_generator.pos_trans_fc.weight',
@@ -183,6 +185,22 @@ def test_every_official_key_lands_in_our_model(reference_name):
     model = build(converted.config)
     result = model.load_state_dict(out, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
+
+
+@pytest.mark.parametrize('dilation', [False, True])
+def test_official_file_says_whether_it_is_dc5(dilation, tmp_path):
+    """The official file pickles its training args (an argparse.Namespace,
+    allowed for this read only); ``args.dilation`` tells DC5."""
+    source = tagged_state_dict(reference_shapes()['single_scale'])
+    path = str(tmp_path / 'official.pth')
+    # Expanded views save their one-element storages: a small file.
+    torch.save(dict(model=source, epoch=49,
+                    args=argparse.Namespace(dilation=dilation, lr=2e-4)),
+               path)
+    converted = convert_official(path)
+    assert converted.variant == ('single_scale_dc5'
+                                 if dilation else 'single_scale')
+    assert converted.dataset_meta['classes'][0] == 'person'
 
 
 def test_tied_copies_must_agree():

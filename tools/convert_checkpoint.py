@@ -1,8 +1,9 @@
 """Convert an official, mmdet or HuggingFace Deformable DETR checkpoint to
 this project's layout.
 
-    python tools/convert_checkpoint.py r50_deformable_detr-checkpoint.pth \
-        work_dirs/deformable_detr_r50_official.pth --from official
+    python tools/convert_checkpoint.py SRC DST --from official
+
+e.g. SRC r50_deformable_detr-checkpoint.pth, DST checkpoints/official.pth.
 
 The variant (plain, refine, refine_twostage, single_scale,
 single_scale_dc5) is read from the checkpoint when it can be; the command

@@ -25,11 +25,8 @@ from .sources import SOURCES, recognise
 _CLS_KEY = re.compile(r'^bbox_head\.cls_branches\.(\d+)\.(weight|bias)$')
 
 
-class ForeignCheckpointError(KeyError):
+class ForeignCheckpointError(RuntimeError):
     """The checkpoint is in another implementation's layout."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 def foreign_layout_message(checkpoint: Mapping,

@@ -15,17 +15,19 @@ from .safe_load import load_checkpoint_file
 from .variants import CONFIGS, variant_name
 
 # (mmdet pattern, this project's replacement), applied in order, first match.
+_ENC = r'^encoder\.layers\.(\d+)\.'
+_DEC = r'^decoder\.layers\.(\d+)\.'
 _RULES: List[Tuple[str, str]] = [
-    (r'^encoder\.layers\.(\d+)\.ffn\.layers\.0\.0\.', r'encoder.layers.\1.ffn.linear1.'),
-    (r'^encoder\.layers\.(\d+)\.ffn\.layers\.1\.', r'encoder.layers.\1.ffn.linear2.'),
-    (r'^encoder\.layers\.(\d+)\.norms\.0\.', r'encoder.layers.\1.self_attn_norm.'),
-    (r'^encoder\.layers\.(\d+)\.norms\.1\.', r'encoder.layers.\1.ffn_norm.'),
-    (r'^decoder\.layers\.(\d+)\.ffn\.layers\.0\.0\.', r'decoder.layers.\1.ffn.linear1.'),
-    (r'^decoder\.layers\.(\d+)\.ffn\.layers\.1\.', r'decoder.layers.\1.ffn.linear2.'),
-    (r'^decoder\.layers\.(\d+)\.self_attn\.attn\.', r'decoder.layers.\1.self_attn.'),
-    (r'^decoder\.layers\.(\d+)\.norms\.0\.', r'decoder.layers.\1.self_attn_norm.'),
-    (r'^decoder\.layers\.(\d+)\.norms\.1\.', r'decoder.layers.\1.cross_attn_norm.'),
-    (r'^decoder\.layers\.(\d+)\.norms\.2\.', r'decoder.layers.\1.ffn_norm.'),
+    (_ENC + r'ffn\.layers\.0\.0\.', r'encoder.layers.\1.ffn.linear1.'),
+    (_ENC + r'ffn\.layers\.1\.', r'encoder.layers.\1.ffn.linear2.'),
+    (_ENC + r'norms\.0\.', r'encoder.layers.\1.self_attn_norm.'),
+    (_ENC + r'norms\.1\.', r'encoder.layers.\1.ffn_norm.'),
+    (_DEC + r'ffn\.layers\.0\.0\.', r'decoder.layers.\1.ffn.linear1.'),
+    (_DEC + r'ffn\.layers\.1\.', r'decoder.layers.\1.ffn.linear2.'),
+    (_DEC + r'self_attn\.attn\.', r'decoder.layers.\1.self_attn.'),
+    (_DEC + r'norms\.0\.', r'decoder.layers.\1.self_attn_norm.'),
+    (_DEC + r'norms\.1\.', r'decoder.layers.\1.cross_attn_norm.'),
+    (_DEC + r'norms\.2\.', r'decoder.layers.\1.ffn_norm.'),
     (r'^(memory_trans_fc|memory_trans_norm|pos_trans_fc|pos_trans_norm)\.',
      r'proposal_generator.\1.'),
 ]

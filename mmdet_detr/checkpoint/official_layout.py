@@ -136,4 +136,3 @@ def convert_official(src: str, variant: Optional[str] = None,
     dilation = getattr(args, 'dilation', None)
     return convert_official_state_dict(
         checkpoint.get('model', checkpoint), variant, dilation, map_classes)
-
