@@ -28,8 +28,8 @@ from torch import Tensor
 from .coco_classes import (NUM_CATEGORY_IDS, category_rows, coco_dataset_meta,
                            proposal_rows)
 from .converted import Converted
-from .key_rules import (add_batch_norm_counters, head,
-                        input_projection_rules, num_layers, rename)
+from .key_rules import (add_batch_norm_counters, head, input_projection_rules,
+                        num_layers, rename)
 from .safe_load import load_checkpoint_file
 from .variants import CONV_BIAS_CONFIGS, variant_name
 
