@@ -193,6 +193,45 @@ def test_query_picture_draws_every_box_centre(run, detector):
         check_fixed_queries(SimpleNamespace(as_two_stage=True))
 
 
+class _FixedHead(torch.nn.Module):
+    """A detector stub whose ``_forward`` returns given per-query outputs
+    of 2 decoder layers, as DETR-family detectors do."""
+
+    def __init__(self, logits, boxes, num_classes):
+        super().__init__()
+        self.logits, self.boxes = logits, boxes
+        self.bbox_head = SimpleNamespace(num_classes=num_classes)
+
+    def data_preprocessor(self, data, training):
+        return data
+
+    def _forward(self, inputs, data_samples):
+        return (torch.stack([self.logits * 0, self.logits]),
+                torch.stack([self.boxes * 0, self.boxes]))
+
+
+def test_query_scores_for_sigmoid_and_softmax_heads():
+    boxes = torch.rand(1, 3, 4)
+    data = dict(inputs=None, data_samples=[SimpleNamespace(metainfo={})])
+    logits = torch.tensor([[[2.0, -1.0], [-3.0, 0.5], [0.0, 0.0]]])
+    sigmoid = query_predictions(_FixedHead(logits, boxes, 2), data)
+    torch.testing.assert_close(sigmoid.scores,
+                               logits.sigmoid().max(-1).values)
+    assert sigmoid.labels.tolist() == [[0, 1, 0]]
+    torch.testing.assert_close(sigmoid.boxes, boxes)
+    # DETR: K + 1 logits, the last "no object", softmax over all.
+    with_bg = torch.tensor([[[2.0, -1.0, 0.0], [-3.0, 0.5, 4.0]]])
+    softmax = query_predictions(_FixedHead(with_bg, boxes[:, :2], 2), data)
+    torch.testing.assert_close(softmax.scores,
+                               with_bg.softmax(-1)[..., :2].max(-1).values)
+    assert softmax.labels.tolist() == [[0, 1]]
+    first = query_predictions(_FixedHead(with_bg, boxes[:, :2], 2), data,
+                              layer=0)
+    assert torch.all(first.boxes == 0)
+    with pytest.raises(ValueError, match='3 class logits for 5 classes'):
+        query_predictions(_FixedHead(with_bg, boxes[:, :2], 5), data)
+
+
 def test_labels_never_overlap_and_stay_in_the_image():
     image = np.full((64, 64, 3), 128, np.uint8)
     boxes = np.array([[10, 10, 40, 40], [11, 12, 41, 41], [9, 11, 39, 42],
@@ -287,8 +326,8 @@ def test_picture_tools_write_pngs(run, tmp_path):
     _run_tool(['tools/visualize_queries.py', TINY_CONFIG, run.checkpoint,
                '--num-queries', '10', '--out', out] + common)
     # One row of 10 panels of 1.5 in, 9 gaps and 2 margins of 0.15 across;
-    # 0.85 (title) + 1.5 + 0.25 (panel title) + 0.55 (legend) down.
-    assert _png_size(out) == (1665, 315)
+    # 0.6 (title) + 1.5 + 0.25 (panel title) + 0.55 (legend) down.
+    assert _png_size(out) == (1665, 290)
 
     out = str(tmp_path / 'curves.png')
     _run_tool(['tools/analyze_logs.py', 'plot', run.work_dir, run.work_dir,

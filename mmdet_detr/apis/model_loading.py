@@ -113,22 +113,23 @@ def _config_classes(cfg: Config) -> Tuple[str, ...]:
 def build_test_pipeline(cfg: Config) -> Compose:
     """The config's test pipeline for images without annotations.
 
-    Its file loader becomes mmdet's ``InferencerLoader`` (files and
-    arrays) and ``LoadAnnotations`` is dropped; resizing and packing stay
-    exactly as in ``tools/test.py``.
+    Its file loader (``LoadImageFromFile`` or a subclass named
+    ``...LoadImageFromFile``, with the same arguments) becomes mmdet's
+    ``InferencerLoader`` (files and arrays) and ``LoadAnnotations`` is
+    dropped; resizing and packing stay exactly as in ``tools/test.py``.
     """
     pipeline = []
     for transform in copy.deepcopy(cfg.test_dataloader.dataset.pipeline):
         name = transform['type']
-        name = name if isinstance(name, str) else name.__name__
-        if name.split('.')[-1] == 'LoadAnnotations':
+        name = (name if isinstance(name, str) else name.__name__).split('.')
+        if name[-1] == 'LoadAnnotations':
             continue
-        if name.split('.')[-1] == 'LoadImageFromFile':
+        if name[-1].endswith('LoadImageFromFile'):
             transform['type'] = 'mmdet.InferencerLoader'
         pipeline.append(transform)
     if not pipeline or pipeline[0]['type'] != 'mmdet.InferencerLoader':
         raise ValueError(
             f'{cfg.filename!r}: test_dataloader.dataset.pipeline must start '
-            "with dict(type='LoadImageFromFile')")
+            "with dict(type='LoadImageFromFile') to run on images")
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         return Compose(pipeline)

@@ -94,7 +94,7 @@ def query_centres_figure(boxes: np.ndarray,
                          f'{Q} queries), got {num_queries}')
     columns = min(columns, num_queries)
     rows = math.ceil(num_queries / columns)
-    side, gap, top, bottom, left = 1.5, 0.15, 0.85, 0.55, 0.15
+    side, gap, top, bottom, left = 1.5, 0.15, 0.6, 0.55, 0.15
     title_h = 0.25
     fig_w = 2 * left + columns * side + (columns - 1) * gap
     fig_h = top + rows * (side + title_h) + (rows - 1) * gap + bottom
