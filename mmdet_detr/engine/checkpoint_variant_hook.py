@@ -5,10 +5,11 @@ box-refinement checkpoint evaluated with the plain config loads all shared
 weights, logs the rest as "missing keys" among hundreds of lines, and the
 run reports a meaningless mAP; resuming with another variant fails later
 inside the optimizer. :class:`CheckpointVariantHook` compares the
-checkpoint's parameter names and shapes with the model's as soon as the
-file is read (for test, ``load_from`` and resume alike) and, on a
-difference, names the keys and, from the config saved in the checkpoint,
-the model settings that differ.
+checkpoint's parameter names and shapes with the model's, and the model
+settings of the config saved in the checkpoint (box refinement has the
+plain model's parameter names: only its branches stop being shared)
+with the model's, as soon as the file is read (for test, ``load_from`` and
+resume alike), and names every difference.
 
 A different number of classes (only the classifier shapes differ) is let
 through: that is fine-tuning, and the classifiers are initialised anew.
@@ -28,6 +29,7 @@ _SETTINGS = ('with_box_refine', 'as_two_stage', 'num_feature_levels',
              'embed_dims', 'num_queries', 'encoder.num_layers',
              'decoder.num_layers', 'bbox_head.num_classes')
 _CLASSIFIER = 'cls_branches'
+_NUM_CLASSES = 'bbox_head.num_classes'
 _SHOWN = 5
 
 
@@ -52,22 +54,24 @@ class CheckpointVariantHook(Hook):
             and tuple(state[k].shape) != tuple(own[k].shape)
             and _CLASSIFIER not in k
         ]
-        if not (missing or unexpected or reshaped):
-            return
         meta = checkpoint.get('meta') or {}
         saved = _model_settings(meta.get('cfg'))
         current = _model_settings(runner.cfg.get('model'))
         current.update(_model_attributes(model))
         differ = [
             f'{key}={saved[key]!r} (config: {current.get(key, "default")!r})'
-            for key in _SETTINGS if key in saved
+            for key in _SETTINGS if key in saved and key != _NUM_CLASSES
             and saved[key] != current.get(key, saved[key])
         ]
+        if not (missing or unexpected or reshaped or differ):
+            return
+        keys = (f'{_listed("missing", missing)}'
+                f'{_listed("unexpected", unexpected)}'
+                f'{_listed("of another shape", reshaped)}')
         raise ValueError(
             'the checkpoint was saved by another model variant than the '
-            f'config builds: {_listed("missing", missing)}'
-            f'{_listed("unexpected", unexpected)}'
-            f'{_listed("of another shape", reshaped)}. ' +
+            'config builds' + (f': {keys.rstrip("; ")}' if keys else '') +
+            '. ' +
             (f'The checkpoint has model.{", model.".join(differ)}: use the '
              'config it was trained with, or set these values (e.g. with '
              '--cfg-options).' if differ else

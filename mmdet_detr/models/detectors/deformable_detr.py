@@ -109,6 +109,7 @@ class DeformableDETR(BaseDetector):
         self.embed_dims = embed_dims
         self.with_box_refine = with_box_refine
         self.as_two_stage = as_two_stage
+        _check_levels(backbone, neck, num_feature_levels, embed_dims)
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck)
         self.positional_encoding = _build(
@@ -267,6 +268,39 @@ class DeformableDETR(BaseDetector):
             torch.cat(flat_feats, 1), torch.cat(flat_pos, 1),
             torch.cat(flat_masks, 1), spatial_shapes, level_start_index,
             torch.stack(ratios, 1), tuple(shapes))
+
+
+def _check_levels(backbone: dict, neck: dict, num_feature_levels: int,
+                  embed_dims: int) -> None:
+    """The backbone, neck and transformer agree on levels and width.
+
+    Checked on the configs, before anything is built, so a mismatch fails
+    at start-up instead of in the first forward pass.
+    """
+    in_channels = neck.get('in_channels')
+    num_outs = neck.get('num_outs')
+    if num_outs is None and isinstance(in_channels, (list, tuple)):
+        num_outs = len(in_channels)
+    if num_outs is not None and num_outs != num_feature_levels:
+        raise ValueError(
+            f'model.num_feature_levels={num_feature_levels} but the neck '
+            f'gives {num_outs} levels (model.neck.num_outs, or the length of '
+            f'model.neck.in_channels): set num_feature_levels={num_outs} or '
+            f'model.neck.num_outs={num_feature_levels}')
+    out_indices = backbone.get('out_indices')
+    if (isinstance(in_channels, (list, tuple)) and out_indices is not None
+            and len(out_indices) != len(in_channels)):
+        raise ValueError(
+            f'model.backbone.out_indices={tuple(out_indices)} gives '
+            f'{len(out_indices)} maps but model.neck.in_channels='
+            f'{list(in_channels)} expects {len(in_channels)}: give the neck '
+            'one input channel count per backbone output')
+    out_channels = neck.get('out_channels')
+    if out_channels is not None and out_channels != embed_dims:
+        raise ValueError(
+            f'model.neck.out_channels={out_channels} but model.embed_dims='
+            f'{embed_dims}: the neck must give embed_dims channels; set '
+            f'model.neck.out_channels={embed_dims}')
 
 
 def _build(cfg: dict, name: str, derived: dict) -> nn.Module:
