@@ -17,16 +17,15 @@ import sys
 
 import pytest
 import torch
+from convert_helpers import perturb_, tiny_model
 from mmengine.logging import MMLogger
-from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
-from test_parity_mmdet import VARIANTS, build_pair, make_batch, our_config
+from test_parity_mmdet import VARIANTS, build_pair, make_batch
 
 from mmdet_detr.checkpoint.foreign_layout import ForeignCheckpointError
 from mmdet_detr.checkpoint.mmdet_layout import convert_mmdet_state_dict
 from mmdet_detr.checkpoint.sources import convert_checkpoint
 from mmdet_detr.datasets.shapes import make_shapes_dataset
-from mmdet_detr.registry import MODELS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = {
@@ -112,11 +111,9 @@ class Records(logging.Handler):
 
 def test_other_class_count_reinitialises_only_the_classifiers():
     """Fine-tuning: 5 classes in the checkpoint, 3 in the model."""
-    _, five = build_pair(VARIANTS['refine_twostage'])
-    cfg = our_config(VARIANTS['refine_twostage'], 0.0)
-    cfg['bbox_head']['num_classes'] = 3
-    with DefaultScope.overwrite_default_scope('mmdet_detr'):
-        three = MODELS.build(cfg)
+    five = tiny_model('refine_twostage', num_classes=5, conv_bias=False)
+    perturb_(five)
+    three = tiny_model('refine_twostage', num_classes=3, conv_bias=False)
     state = five.state_dict()
     logger = MMLogger.get_current_instance()
     records = Records()
