@@ -15,6 +15,8 @@ from convert_helpers import (BASE_CHANNELS, DECODER_LAYERS, EMBED,
                              padded_batch, perturb_, tiny_model)
 
 from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
+from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
+                                                  check_checkpoint_file)
 from mmdet_detr.checkpoint.hf_layout import convert_hf, convert_hf_state_dict
 
 transformers = pytest.importorskip('transformers')
@@ -66,6 +68,16 @@ def test_converted_hf_model_predicts_the_same(variant, tmp_path):
                                atol=1e-4, rtol=0)
     torch.testing.assert_close(boxes[-1], expected.pred_boxes, atol=1e-4,
                                rtol=0)
+
+
+def test_hf_file_is_refused_with_the_exact_command(tmp_path):
+    hf_model('plain').save_pretrained(str(tmp_path))
+    weights = str(tmp_path / 'model.safetensors')
+    with pytest.raises(ForeignCheckpointError) as error:
+        check_checkpoint_file(weights)
+    assert (f'python tools/convert_checkpoint.py {weights} '
+            f'{tmp_path / "model_converted.pth"} --from hf') in str(
+                error.value)
 
 
 def test_full_state_dict_with_transformers4_names_converts_the_same():

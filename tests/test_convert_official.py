@@ -19,6 +19,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
+from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
+                                                  check_checkpoint_file)
 from mmdet_detr.checkpoint.official_layout import (convert_official,
                                                    convert_official_state_dict)
 from mmdet_detr.registry import MODELS
@@ -201,6 +203,12 @@ def test_official_file_says_whether_it_is_dc5(dilation, tmp_path):
     assert converted.variant == ('single_scale_dc5'
                                  if dilation else 'single_scale')
     assert converted.dataset_meta['classes'][0] == 'person'
+    # Given to tools/test.py as it is, the file is refused with the command.
+    with pytest.raises(ForeignCheckpointError) as error:
+        check_checkpoint_file(path)
+    assert (f'python tools/convert_checkpoint.py {path} '
+            f'{tmp_path / "official_converted.pth"} --from official') in str(
+                error.value)
 
 
 def test_tied_copies_must_agree():

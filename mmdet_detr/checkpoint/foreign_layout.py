@@ -9,8 +9,12 @@
 
 :func:`check_layout_pre_hook` runs as a ``load_state_dict`` pre-hook of
 the detector, so ``tools/test.py``, ``load_from``, ``--resume`` and
-``model.load_state_dict`` all go through it.
+``model.load_state_dict`` all go through it; it does not know the file
+name, so its command says ``CHECKPOINT``. :func:`check_checkpoint_file`
+does know it, for command-line tools that want to check a file before
+building the model.
 """
+import argparse
 import logging
 import math
 import re
@@ -20,6 +24,7 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
+from .safe_load import load_checkpoint_file
 from .sources import SOURCES, recognise
 
 _CLS_KEY = re.compile(r'^bbox_head\.cls_branches\.(\d+)\.(weight|bias)$')
@@ -45,6 +50,34 @@ def foreign_layout_message(checkpoint: Mapping,
             f'    python tools/convert_checkpoint.py {src} {dst} '
             f'--from {source}\n'
             'and load the converted file with the config the command names')
+
+
+def check_checkpoint_file(filename: str) -> None:
+    """Refuse a checkpoint file of another layout, naming it in the
+    convert command.
+
+    Of a ``.safetensors`` file only the key names are read; other files
+    are read as safely as any checkpoint (the official files'
+    ``argparse.Namespace`` of training args allowed).
+
+    Raises:
+        ForeignCheckpointError: the file is official, mmdet or HF.
+    """
+    if filename.endswith('.safetensors'):
+        try:
+            from safetensors import safe_open
+        except ImportError:  # then it cannot be loaded either
+            return
+        with safe_open(filename, 'pt') as f:
+            checkpoint = dict.fromkeys(f.keys())
+    else:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = load_checkpoint_file(filename, map_location='cpu')
+    if isinstance(checkpoint, dict):
+        state_dict = checkpoint.get('state_dict', checkpoint)
+        message = foreign_layout_message(state_dict, filename)
+        if message is not None:
+            raise ForeignCheckpointError(message)
 
 
 def check_layout_pre_hook(module: nn.Module, state_dict: Dict[str, Tensor],
