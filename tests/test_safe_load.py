@@ -271,3 +271,24 @@ def test_only_the_local_scheme_is_replaced(tmp_path):
     assert get('open-mmlab://resnet50_caffe') is load_from_openmmlab
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         _load_checkpoint(str(tmp_path / 'missing.pth'))
+
+
+@pytest.mark.parametrize('resume', [False, True])
+def test_runner_load_from_and_resume_refuse_code(tmp_path, monkeypatch,
+                                                 resume):
+    # The Runner's own load paths (``load_from``, ``resume``) go through the
+    # safe loader: the file is refused before anything in it runs.
+    from mmengine.runner import Runner
+    monkeypatch.delenv(TRUST_ENV_VAR, raising=False)
+    marker = tmp_path / 'pwned'
+    path = str(tmp_path / 'evil.pth')
+    _save_with_reduce(path, _RunsShell(f'touch {marker}'))
+    runner = Runner(
+        model=torch.nn.Linear(2, 1),
+        work_dir=str(tmp_path / 'work'),
+        default_scope='mmdet_detr',
+        load_from=path,
+        resume=resume)
+    with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
+        runner.load_or_resume()
+    assert not marker.exists()
