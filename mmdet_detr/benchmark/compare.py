@@ -10,7 +10,8 @@ import copy
 import os
 import platform
 import statistics
-from typing import Dict, List, Optional, Sequence
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -19,7 +20,7 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 from .inputs import synthetic_batch
-from .mmdet_equivalent import build_model_pair
+from .mmdet_equivalent import build_model_pair, quiet_logger
 from .part_timer import ROWS, TOTALS, PartTimer, clock
 from .peak_memory import peak_memory_bytes
 
@@ -33,7 +34,8 @@ def _optim_wrapper(cfg: Config, model: nn.Module, scope: str):
         raise ValueError(f'{cfg.filename}: the benchmark times the '
                          'optimizer of the config, and it has no '
                          '`optim_wrapper`')
-    with DefaultScope.overwrite_default_scope(scope):
+    # quiet: mmengine logs the settings of every parameter.
+    with DefaultScope.overwrite_default_scope(scope), quiet_logger():
         return build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
 
 
@@ -82,12 +84,16 @@ def run_benchmark(config: str,
         log: called with progress lines.
 
     Returns:
-        ``models``: per model the ``train_step``, ``inference`` (seconds:
-        median, min, max), ``train_peak_bytes``, ``inference_peak_bytes``
-        and ``breakdown`` (median seconds per part); with ``compare_mmdet``
-        also ``train_step_speedup`` and ``inference_speedup`` (mmdet's
-        median time / this project's), ``train_memory_ratio`` (this
-        project's peak / mmdet's) and ``predictions_max_difference``.
+        ``models``: per model the ``train_step``, ``inference`` (wall
+        seconds: median, min, max), ``train_step_cpu``, ``inference_cpu``
+        (CPU seconds of this process, which other processes on a shared
+        machine disturb less), ``train_peak_bytes``,
+        ``inference_peak_bytes`` and ``breakdown`` (median wall seconds per
+        part); with ``compare_mmdet`` also ``train_step_speedup`` and
+        ``inference_speedup`` (mmdet's median time / this project's), the
+        same for CPU time (``train_step_cpu_speedup``,
+        ``inference_cpu_speedup``), ``train_memory_ratio`` (this project's
+        peak / mmdet's) and ``predictions_max_difference``.
     """
     if steps < 1:
         raise ValueError(f'--steps {steps}: at least one timed step needed')
@@ -118,41 +124,43 @@ def run_benchmark(config: str,
         for name, model in models.items()
     }
 
-    def train_step(name: str, timer: Optional[PartTimer]) -> float:
+    def train_step(name: str, timer: Optional[PartTimer]) -> Tuple[float,
+                                                                   float]:
         model, wrapper = models[name], wrappers[name]
         model.train()
         batch_samples = copy.deepcopy(samples)
         timer = timer or PartTimer(sync)
+        cpu = time.process_time()
         with timer.installed(model):
-            return timer.step(
+            wall = timer.step(
                 lambda: sum(model.loss(images, batch_samples).values()),
                 wrapper.backward, lambda: (wrapper.step(),
                                            wrapper.zero_grad()))
+        return wall, time.process_time() - cpu
 
-    def inference(name: str) -> float:
+    def inference(name: str) -> Tuple[float, float]:
         model = models[name]
         model.eval()
         batch_samples = copy.deepcopy(samples)
-        start = clock(sync)
+        cpu, start = time.process_time(), clock(sync)
         with torch.no_grad():
             model.predict(images, batch_samples)
-        return clock(sync) - start
+        return clock(sync) - start, time.process_time() - cpu
 
-    times: Dict[str, Dict[str, List[float]]] = {
-        name: dict(train=[], inference=[]) for name in models
+    # Per model and kind: (wall seconds, CPU seconds of this process).
+    times: Dict[str, Dict[str, List[Tuple[float, float]]]] = {
+        name: dict(train_step=[], inference=[]) for name in models
     }
     for round_id in range(steps + 1):
-        for name in models:
-            seconds = train_step(name, timers[name] if round_id else None)
-            if round_id:
-                times[name]['train'].append(seconds)
-            log(f'round {round_id}{" (warm-up)" if not round_id else ""}: '
-                f'{name} train step {seconds:.3f} s')
-        for name in models:
-            seconds = inference(name)
-            if round_id:
-                times[name]['inference'].append(seconds)
-            log(f'round {round_id}: {name} inference {seconds:.3f} s')
+        for kind, run in (('train_step', lambda n: train_step(
+                n, timers[n] if round_id else None)),
+                          ('inference', inference)):
+            for name in models:
+                wall, cpu = run(name)
+                if round_id:
+                    times[name][kind].append((wall, cpu))
+                log(f'round {round_id}{" (warm-up)" if not round_id else ""}'
+                    f': {name} {kind} {wall:.3f} s, CPU {cpu:.3f} s')
     result['models'] = {}
     for name in models:
         train_peak = peak_memory_bytes(lambda: train_step(name, None), device)
@@ -162,8 +170,11 @@ def run_benchmark(config: str,
                 lambda: models[name].predict(images, copy.deepcopy(samples)),
                 device)
         result['models'][name] = dict(
-            train_step=_summary(times[name]['train']),
-            inference=_summary(times[name]['inference']),
+            train_step=_summary([w for w, _ in times[name]['train_step']]),
+            inference=_summary([w for w, _ in times[name]['inference']]),
+            train_step_cpu=_summary(
+                [c for _, c in times[name]['train_step']]),
+            inference_cpu=_summary([c for _, c in times[name]['inference']]),
             train_peak_bytes=train_peak,
             inference_peak_bytes=infer_peak,
             breakdown={
@@ -172,10 +183,10 @@ def run_benchmark(config: str,
             })
     if reference is not None:
         mine, theirs = result['models'][OURS], result['models'][MMDET]
-        result['train_step_speedup'] = (theirs['train_step']['median'] /
-                                        mine['train_step']['median'])
-        result['inference_speedup'] = (theirs['inference']['median'] /
-                                       mine['inference']['median'])
+        for key in ('train_step', 'inference', 'train_step_cpu',
+                    'inference_cpu'):
+            result[f'{key}_speedup'] = (theirs[key]['median'] /
+                                        mine[key]['median'])
         result['train_memory_ratio'] = (mine['train_peak_bytes'] /
                                         theirs['train_peak_bytes'])
         result['inference_memory_ratio'] = (mine['inference_peak_bytes'] /

@@ -10,7 +10,8 @@ of :mod:`mmdet_detr.checkpoint.mmdet_layout`.
 """
 import copy
 import logging
-from typing import Optional, Tuple
+from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple
 
 import torch
 from mmdet.registry import MODELS as MMDET_MODELS
@@ -39,6 +40,18 @@ _STACK_DEFAULTS = dict(num_layers=6, num_heads=8, num_points=4,
                        feedforward_channels=1024, dropout=0.1)
 
 
+@contextmanager
+def quiet_logger() -> Iterator[None]:
+    """mmengine's current logger at WARNING level inside the block."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def mmdet_model_config(model: dict) -> dict:
     """The mmdet 3.3 ``DeformableDETR`` config with the values of ``model``.
 
@@ -54,6 +67,12 @@ def mmdet_model_config(model: dict) -> dict:
                          "equivalent here: only 'DeformableDETR' is mapped")
     embed = model.get('embed_dims', 256)
     levels = model.get('num_feature_levels', 4)
+    if model.get('as_two_stage', False) and embed != 256:
+        raise ValueError(
+            f'model.embed_dims={embed} with as_two_stage=True: mmdet 3.3 '
+            'embeds two-stage proposals with 128 features per coordinate, '
+            'so its twin needs embed_dims=256; compare without '
+            '--compare-mmdet or with embed_dims=256')
     enc = {**_STACK_DEFAULTS, **model['encoder']}
     dec = {**_STACK_DEFAULTS, **model['decoder']}
 
@@ -137,13 +156,8 @@ def build_model_pair(model: dict,
         ours = MODELS.build(model)
     with DefaultScope.overwrite_default_scope('mmdet'):
         reference = MMDET_MODELS.build(mmdet_model_config(model))
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # init_weights logs every parameter
-    try:
+    with quiet_logger():  # init_weights logs every parameter
         reference.init_weights()
-    finally:
-        logger.setLevel(level)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for param in reference.parameters():

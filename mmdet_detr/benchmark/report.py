@@ -31,6 +31,10 @@ def format_report(result: dict) -> str:
                      'train_step_speedup'))
     lines.append(row('inference median [min-max]', 'inference',
                      'inference_speedup'))
+    lines.append(row('train step CPU s', 'train_step_cpu',
+                     'train_step_cpu_speedup'))
+    lines.append(row('inference CPU s', 'inference_cpu',
+                     'inference_cpu_speedup'))
     for label, key, ratio_key in (
             ('train step peak MiB', 'train_peak_bytes', 'train_memory_ratio'),
             ('inference peak MiB', 'inference_peak_bytes',
