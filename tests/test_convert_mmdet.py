@@ -138,8 +138,9 @@ def test_other_class_count_reinitialises_only_the_classifiers():
 
 def test_round_trip_convert_then_tools_test(tmp_path):
     """An mmdet checkpoint of 5 classes -> convert_checkpoint -> tools/test.py
-    of a 4-class config on the shapes data: the classifiers are
-    re-initialised, everything else loads, COCO metrics print."""
+    and tools/train.py --resume with a 4-class config on the shapes data:
+    the classifiers are re-initialised, everything else loads, COCO metrics
+    print."""
     reference, _ = build_pair(VARIANTS['refine'])
     src, dst = str(tmp_path / 'mmdet.pth'), str(tmp_path / 'converted.pth')
     save_as_mmdet(reference, src)
@@ -152,13 +153,23 @@ def test_round_trip_convert_then_tools_test(tmp_path):
     make_shapes_dataset(str(tmp_path / 'data' / 'shapes'), num_train=2,
                         num_val=2, seed=0, image_size=64,
                         show_progress=False)
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'),
-         osp.join(REPO_ROOT, 'tests', 'configs', 'convert_roundtrip.py'),
-         dst, '--work-dir', str(tmp_path / 'work')],
-        cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS='1'),
-        capture_output=True, text=True, timeout=300)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-5000:]
-    assert 'scores 5 classes and the model 4' in log
-    assert 'coco/bbox_mAP' in log
+    config = osp.join(REPO_ROOT, 'tests', 'configs', 'convert_roundtrip.py')
+
+    def run(tool, *args):
+        proc = subprocess.run(
+            [sys.executable, osp.join(REPO_ROOT, 'tools', tool), config,
+             *args],
+            cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS='1'),
+            capture_output=True, text=True, timeout=300)
+        log = proc.stdout + proc.stderr
+        assert proc.returncode == 0, log[-5000:]
+        assert 'scores 5 classes and the model 4' in log
+        assert 'coco/bbox_mAP' in log
+        return log
+
+    run('test.py', dst, '--work-dir', str(tmp_path / 'test'))
+    # --resume: epoch 0 of the converted weights, one epoch, validation.
+    log = run('train.py', '--resume', dst, '--work-dir',
+              str(tmp_path / 'train'), '--cfg-options',
+              'train_cfg.max_epochs=1', 'train_cfg.val_interval=1')
+    assert 'resumed epoch: 0, iter: 0' in log

@@ -303,7 +303,10 @@ def official_from_hf(hf_state, backbone_state):
     return official
 
 
-@pytest.mark.parametrize('variant', ['plain', 'refine', 'refine_twostage'])
+# Two-stage holds every kind of official key (the decoder's copies of the
+# head, the proposal layers and classifier); the other variants' keys are a
+# subset, placed by the test above.
+@pytest.mark.parametrize('variant', ['refine_twostage'])
 def test_converted_official_model_predicts_the_same(variant):
     """The official layout of a random model (through HF's port, the
     reference whose outputs test_convert_hf.py matches) converts to a

@@ -29,7 +29,9 @@ def save_converted(converted: Converted, dst: str, source: str,
 
     It has mmengine's keys: ``state_dict``, ``meta`` (epoch and iteration
     0, so a resumed run starts training from these weights) and an empty
-    ``message_hub``. An existing ``dst`` is never replaced.
+    ``message_hub``. The config to use is ``meta['config_file']``:
+    mmengine reads ``meta['config']`` as the text of a config. An existing
+    ``dst`` is never replaced.
     """
     if osp.exists(dst):
         raise FileExistsError(
@@ -43,7 +45,7 @@ def save_converted(converted: Converted, dst: str, source: str,
         converted_from=source,
         source_file=osp.basename(src),
         variant=converted.variant,
-        config=converted.config)
+        config_file=converted.config)
     if converted.dataset_meta is not None:
         meta['dataset_meta'] = converted.dataset_meta
     checkpoint = dict(
