@@ -2,8 +2,9 @@
 #   data/coco/annotations/instances_{train,val}2017.json
 #   data/coco/{train,val}2017/*.jpg
 # mmdet's CocoDataset plus checks of the annotation file and image files
-# before training (mmdet_detr/datasets/checked_coco.py).
-dataset_type = 'CheckedCocoDataset'
+# before training (mmdet_detr/datasets/checked_coco.py). The scope prefix
+# lets mmdet's registries find it too.
+dataset_type = 'mmdet_detr.CheckedCocoDataset'
 data_root = 'data/coco/'
 backend_args = None
 
@@ -19,7 +20,9 @@ multi_scale_resize = dict(
             (800, 1333)],
     keep_ratio=True)
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
+    dict(
+        type='mmdet_detr.CheckedLoadImageFromFile',
+        backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='RandomFlip', prob=0.5),
     dict(
@@ -45,7 +48,9 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
+    dict(
+        type='mmdet_detr.CheckedLoadImageFromFile',
+        backend_args=backend_args),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
     # Ground truth is loaded for the metric only; drop this line to run on
     # images without annotations.

@@ -3,8 +3,9 @@
 # (mmdet_detr/datasets/shapes.py). `classes` must equal SHAPE_CLASSES there;
 # tests/test_shapes_dataset.py checks it.
 # mmdet's CocoDataset plus checks of the annotation file and image files
-# before training (mmdet_detr/datasets/checked_coco.py).
-dataset_type = 'CheckedCocoDataset'
+# before training (mmdet_detr/datasets/checked_coco.py). The scope prefix
+# lets mmdet's registries find it too.
+dataset_type = 'mmdet_detr.CheckedCocoDataset'
 data_root = 'data/shapes/'
 metainfo = dict(classes=('circle', 'square', 'triangle', 'cross'))
 # Side of the generated images; the Resize below keeps other sizes working.
@@ -12,14 +13,18 @@ image_size = 128
 backend_args = None
 
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
+    dict(
+        type='mmdet_detr.CheckedLoadImageFromFile',
+        backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
+    dict(
+        type='mmdet_detr.CheckedLoadImageFromFile',
+        backend_args=backend_args),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(
