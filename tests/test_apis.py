@@ -110,10 +110,16 @@ def test_bad_inputs_and_checkpoints_get_clear_errors(run, detector):
         Detector(TINY_CONFIG, run.checkpoint, 'gpu0')
 
 
-def test_det_inferencer_gives_the_same_boxes(run, detector):
-    inferencer = build_det_inferencer(TINY_CONFIG, run.checkpoint, 'cpu')
+def test_det_inferencer_gives_the_same_boxes(run):
+    # With the base configs' loader, a LoadImageFromFile subclass.
+    checked = {
+        'test_dataloader.dataset.pipeline.0.type': 'CheckedLoadImageFromFile'
+    }
+    inferencer = build_det_inferencer(TINY_CONFIG, run.checkpoint, 'cpu',
+                                      checked)
     result = inferencer(VAL_IMAGES[0])['predictions'][0]
-    ours = detector(VAL_IMAGES[0])
+    ours = Detector(TINY_CONFIG, run.checkpoint, 'cpu', checked)(
+        VAL_IMAGES[0])
     np.testing.assert_allclose(np.array(result['bboxes']), ours.boxes,
                                atol=1e-3)
     np.testing.assert_allclose(result['scores'], ours.scores, atol=1e-5)

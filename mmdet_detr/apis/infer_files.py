@@ -34,6 +34,8 @@ def infer_files(detector: Detector,
         ``dict(pictures=[...], predictions=path, num_detections=n,
         category_ids_from=...)``.
     """
+    if batch_size < 1:
+        raise ValueError(f'--batch-size must be >= 1, got {batch_size}')
     pictures, predictions = check_outputs(files, out_dir, overwrite)
     os.makedirs(out_dir, exist_ok=True)
     bar = ProgressBar(len(files)) if progress else None

@@ -136,6 +136,8 @@ def sampling_panels(detector: Detector,
     scores, labels = preds.scores[0].cpu(), preds.labels[0].cpu()
     Q = len(scores)
     if queries is None:
+        if top_k < 0:
+            raise ValueError(f'top_k must be >= 0, got {top_k}')
         queries = scores.argsort(descending=True)[:top_k].tolist()
     for q in queries:
         if not 0 <= q < Q:
