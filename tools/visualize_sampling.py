@@ -62,6 +62,8 @@ def main():
     parser, args = parse_args()
     try:
         check_new_output(args.out, '--out', args.overwrite)
+        if not osp.isfile(args.image):
+            raise FileNotFoundError(f'IMAGE {args.image!r} does not exist')
         detector = Detector(args.config, args.checkpoint, args.device,
                             args.cfg_options)
         fig = visualize_sampling(detector, args.image, args.query,
