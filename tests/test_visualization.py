@@ -35,6 +35,7 @@ from mmdet_detr.visualization.query_centres import (check_fixed_queries,
 from mmdet_detr.visualization.query_predictions import (boxes_to_pixels,
                                                         query_predictions)
 from mmdet_detr.visualization.sampling_points import (pixel_to_token,
+                                                      sampling_panels,
                                                       visualize_sampling)
 from mmdet_detr.visualization.sampling_recorder import SamplingRecorder
 from mmdet_detr.visualization.training_curves import load_curves, match_key
@@ -146,6 +147,23 @@ def test_sampling_points_are_drawn_where_the_attention_samples(detector):
         visualize_sampling(detector, IMAGE, layer=2)
     with pytest.raises(ValueError, match='outside the 64x64 image'):
         visualize_sampling(detector, IMAGE, pixel=(64, 3))
+
+
+def test_encoder_panel_centres_on_the_pixel_in_a_padded_input(run):
+    # Padding the 64 px input to 96 px makes the feature maps cover more
+    # than the image; points must still land in image pixels.
+    padded = Detector(TINY_CONFIG, run.checkpoint, 'cpu',
+                      {'model.data_preprocessor.pad_size_divisor': 48})
+    preds = query_predictions(padded.model, padded.preprocess([IMAGE]))
+    assert preds.metas[0]['batch_input_shape'] == (96, 96)
+    for pixel in [(5.0, 60.0), (40.0, 21.0), (63.0, 0.0)]:
+        panels, _, strides = sampling_panels(padded, IMAGE, top_k=0,
+                                             pixel=pixel)
+        (panel, ) = panels
+        # The token's reference point is its cell centre: within half a
+        # stride of the pixel.
+        assert np.all(np.abs(panel.reference - pixel) <= strides[0] / 2)
+    assert strides == [16, 32]
 
 
 def test_pixel_to_token_finds_the_token_under_the_pixel():
