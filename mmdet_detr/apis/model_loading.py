@@ -1,16 +1,15 @@
 """Build a detector from a config and a checkpoint for inference, and the
 test pipeline that turns images into its inputs."""
 import copy
-import os.path as osp
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
+from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from mmdet_detr.checkpoint.safe_load import load_checkpoint_file
 from mmdet_detr.engine import cli
 from mmdet_detr.registry import DATASETS, MODELS
 
@@ -49,15 +48,18 @@ def load_model(cfg: Config, checkpoint: str,
     """The model of ``cfg`` with the weights of ``checkpoint``, in eval
     mode on ``device``, and its class names.
 
-    Weights are loaded safely (``mmdet_detr.checkpoint.safe_load``) and
-    strictly: a checkpoint of another model is refused, not half loaded.
-    Class names come from the checkpoint's ``meta.dataset_meta`` (the Runner
-    saves them), else from the config's test dataset.
+    Weights are loaded safely (``mmdet_detr.checkpoint.safe_load``; URLs
+    such as ``https://`` through mmengine) and strictly: a checkpoint of
+    another model is refused, not half loaded. Class names come from the
+    checkpoint's ``meta.dataset_meta`` (the Runner saves them), else from
+    the config's test dataset.
     """
     cli.check_checkpoint_path(checkpoint, 'CHECKPOINT')
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
-    ckpt = load_checkpoint_file(osp.expanduser(checkpoint), 'cpu')
+    # Local files load through mmdet_detr.checkpoint.safe_load (importing
+    # mmdet_detr.engine installed it); URLs through mmengine's loaders.
+    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f'checkpoint {checkpoint!r} holds no state dict')
