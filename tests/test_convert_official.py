@@ -17,7 +17,9 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+from mmengine.runner.checkpoint import CheckpointLoader
 
+import mmdet_detr.engine  # noqa: F401 (installs the safe local loader)
 from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
 from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
                                                   check_checkpoint_file)
@@ -192,7 +194,7 @@ def test_every_official_key_lands_in_our_model(reference_name):
 @pytest.mark.parametrize('dilation', [False, True])
 def test_official_file_says_whether_it_is_dc5(dilation, tmp_path):
     """The official file pickles its training args (an argparse.Namespace,
-    allowed for this read only); ``args.dilation`` tells DC5."""
+    allowlisted by safe loading); ``args.dilation`` tells DC5."""
     source = tagged_state_dict(reference_shapes()['single_scale'])
     path = str(tmp_path / 'official.pth')
     # Expanded views save their one-element storages: a small file.
@@ -203,12 +205,14 @@ def test_official_file_says_whether_it_is_dc5(dilation, tmp_path):
     assert converted.variant == ('single_scale_dc5'
                                  if dilation else 'single_scale')
     assert converted.dataset_meta['classes'][0] == 'person'
-    # Given to tools/test.py as it is, the file is refused with the command.
-    with pytest.raises(ForeignCheckpointError) as error:
-        check_checkpoint_file(path)
-    assert (f'python tools/convert_checkpoint.py {path} '
-            f'{tmp_path / "official_converted.pth"} --from official') in str(
-                error.value)
+    # Given to tools/test.py (or load_from, --resume) as it is, the file is
+    # refused with the command, by the loader mmengine reads local files with.
+    command = (f'python tools/convert_checkpoint.py {path} '
+               f'{tmp_path / "official_converted.pth"} --from official')
+    for check in (check_checkpoint_file, CheckpointLoader.load_checkpoint):
+        with pytest.raises(ForeignCheckpointError) as error:
+            check(path)
+        assert command in str(error.value)
 
 
 def test_tied_copies_must_agree():

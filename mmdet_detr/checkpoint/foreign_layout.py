@@ -10,11 +10,11 @@
 :func:`check_layout_pre_hook` runs as a ``load_state_dict`` pre-hook of
 the detector, so ``tools/test.py``, ``load_from``, ``--resume`` and
 ``model.load_state_dict`` all go through it; it does not know the file
-name, so its command says ``CHECKPOINT``. :func:`check_checkpoint_file`
-does know it, for command-line tools that want to check a file before
-building the model.
+name, so its command says ``CHECKPOINT``. The local-file loader of
+:mod:`.safe_load`, which those paths read files with, calls
+:func:`raise_if_foreign` first, with the file name in the command;
+:func:`check_checkpoint_file` does the same for a file not yet loaded.
 """
-import argparse
 import logging
 import math
 import re
@@ -52,13 +52,26 @@ def foreign_layout_message(checkpoint: Mapping,
             'and load the converted file with the config the command names')
 
 
+def raise_if_foreign(checkpoint: object, filename: str) -> None:
+    """Refuse a loaded checkpoint of another layout, naming ``filename`` in
+    the convert command.
+
+    Raises:
+        ForeignCheckpointError: the checkpoint is official, mmdet or HF.
+    """
+    if isinstance(checkpoint, dict):
+        state_dict = checkpoint.get('state_dict', checkpoint)
+        message = foreign_layout_message(state_dict, filename)
+        if message is not None:
+            raise ForeignCheckpointError(message)
+
+
 def check_checkpoint_file(filename: str) -> None:
     """Refuse a checkpoint file of another layout, naming it in the
     convert command.
 
     Of a ``.safetensors`` file only the key names are read; other files
-    are read as safely as any checkpoint (the official files'
-    ``argparse.Namespace`` of training args allowed).
+    are read as safely as any checkpoint.
 
     Raises:
         ForeignCheckpointError: the file is official, mmdet or HF.
@@ -71,13 +84,8 @@ def check_checkpoint_file(filename: str) -> None:
         with safe_open(filename, 'pt') as f:
             checkpoint = dict.fromkeys(f.keys())
     else:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            checkpoint = load_checkpoint_file(filename, map_location='cpu')
-    if isinstance(checkpoint, dict):
-        state_dict = checkpoint.get('state_dict', checkpoint)
-        message = foreign_layout_message(state_dict, filename)
-        if message is not None:
-            raise ForeignCheckpointError(message)
+        checkpoint = load_checkpoint_file(filename, map_location='cpu')
+    raise_if_foreign(checkpoint, filename)
 
 
 def check_layout_pre_hook(module: nn.Module, state_dict: Dict[str, Tensor],

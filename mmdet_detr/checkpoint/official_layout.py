@@ -15,7 +15,6 @@ and in three places of substance:
 Its input projections have a convolution bias, hence the
 ``configs/converted/`` configs.
 """
-import argparse
 from collections import OrderedDict
 from typing import Dict, Optional
 
@@ -122,12 +121,11 @@ def convert_official(src: str, variant: Optional[str] = None,
                      map_classes: bool = True) -> Converted:
     """Read an official ``.pth`` file and convert its ``model``.
 
-    The file pickles its training ``args`` as an ``argparse.Namespace``,
-    a plain attribute holder, which is allowed for this read only; they
-    tell DC5 (``args.dilation``) from single-scale.
+    The file pickles its training ``args`` as an ``argparse.Namespace``
+    (allowlisted by safe loading); they tell DC5 (``args.dilation``) from
+    single-scale.
     """
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        checkpoint = load_checkpoint_file(src, map_location='cpu')
+    checkpoint = load_checkpoint_file(src, map_location='cpu')
     if not isinstance(checkpoint, dict) or not is_official(checkpoint):
         raise ValueError(
             f'{src!r} is not an official Deformable-DETR checkpoint (no '

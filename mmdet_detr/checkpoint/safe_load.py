@@ -15,19 +15,26 @@ active only inside :func:`load_checkpoint_file`, through
 ``torch.serialization.safe_globals``, so other ``torch.load`` calls in the
 process keep torch's default.
 
+The official Deformable-DETR and DETR checkpoints pickle their training
+``args`` as an ``argparse.Namespace``, a plain attribute holder with no code
+of its own; it is allowlisted too, so those files load and are recognised
+(and refused with the command that converts them) instead of failing as
+unsafe.
+
 A file that needs anything else is refused with an error naming the file and
-the globals. Trusted legacy files (e.g. checkpoints of the reference
-implementation, which pickle ``argparse.Namespace``) can be loaded with full
-unpickling by setting ``MMDET_DETR_TRUST_CHECKPOINTS=1``; each such load is
-logged as a warning.
+the globals. Trusted legacy files can be loaded with full unpickling by
+setting ``MMDET_DETR_TRUST_CHECKPOINTS=1``; each such load is logged as a
+warning.
 
 :func:`install_safe_local_loader` makes mmengine's ``CheckpointLoader`` use
 :func:`load_checkpoint_file` for local paths, the prefix ``''`` that
 ``Runner.load_checkpoint``, ``Runner.resume``, ``load_from`` and
 ``init_cfg=dict(type='Pretrained', checkpoint=<local file>)`` all go through.
 The URL schemes (``torchvision://``, ``http(s)://``, ...) keep mmengine's
-loaders.
+loaders. That loader also refuses a checkpoint in another implementation's
+layout with the command that converts it, naming the file.
 """
+import argparse
 import logging
 import os
 import os.path as osp
@@ -80,6 +87,7 @@ def _allowlist() -> List[Tuple[object, str]]:
         (_history_buffer_method, 'builtins.getattr'),
         (np.ndarray, 'numpy.ndarray'),
         (np.dtype, 'numpy.dtype'),
+        (argparse.Namespace, 'argparse.Namespace'),
     ]
     for name in ('_reconstruct', 'scalar'):
         function = _numpy_core_function(name)
@@ -197,7 +205,11 @@ def load_from_local_safe(filename: str,
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return load_checkpoint_file(filename, map_location)
+    checkpoint = load_checkpoint_file(filename, map_location)
+    # Imported here: foreign_layout reads files through this module.
+    from .foreign_layout import raise_if_foreign
+    raise_if_foreign(checkpoint, filename)
+    return checkpoint
 
 
 def install_safe_local_loader() -> None:
