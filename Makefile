@@ -2,7 +2,7 @@
 #
 #   make setup   create .venv/ and install everything into it (first run only)
 #   make test    run the test suite
-#   make demo    make the shapes data set, train, evaluate and draw detections
+#   make demo    make the shapes data set, train, evaluate and draw pictures
 #   make lint    flake8 and isort checks
 #
 # Variables (make test TORCH="torch==2.4.1", ...):
@@ -85,9 +85,7 @@ $(VENV)/.stamp-mmcv: tools/install_mmcv.sh $(TORCH_STAMP) | $(VENV)/.stamp-requi
 $(VENV)/.stamp-package: setup.py setup.cfg pyproject.toml $(EXT_SOURCES) \
 		$(VENV)/.stamp-requirements $(VENV)/.stamp-mmcv
 	$(PIP) install -q --no-build-isolation --no-deps -e .
-	$(PY) -c 'import torch, mmcv.ops, mmdet, mmdet_detr; print("ready: torch", \
-		torch.__version__, "| mmcv", mmcv.__version__, "| mmdet", mmdet.__version__, \
-		"| mmdet_detr", mmdet_detr.__version__)'
+	$(PY) tools/check_env.py
 	touch $@
 
 $(VENV)/.stamp-lint: requirements/lint.txt | $(PY)
@@ -116,6 +114,9 @@ demo-train: demo-data
 
 # mmengine writes the path of the newest checkpoint to last_checkpoint; when
 # the folder has moved since, the checkpoint is looked up beside that file.
+# The pictures go to $(DEMO_WORK_DIR)/pictures/ and are redrawn on each run.
+DEMO_IMAGE := $(DEMO_DATA)/val/000021.jpg
+
 demo: demo-train
 	@ckpt=$$(cat $(DEMO_WORK_DIR)/last_checkpoint); \
 	[ -f "$$ckpt" ] || ckpt=$(DEMO_WORK_DIR)/$$(basename "$$ckpt"); \
@@ -123,7 +124,17 @@ demo: demo-train
 	$(PY) tools/test.py $(DEMO_CONFIG) "$$ckpt" --work-dir $(DEMO_WORK_DIR) \
 		--show-dir vis || exit $$?; \
 	vis=$$(ls -td $(DEMO_WORK_DIR)/*/vis 2>/dev/null | head -n 1); \
-	[ -z "$$vis" ] || echo "Detections drawn on the val images: $$vis/"
+	pics=$(DEMO_WORK_DIR)/pictures; \
+	$(PY) tools/infer.py $(DEMO_CONFIG) "$$ckpt" $(DEMO_IMAGE) \
+		--out-dir $$pics --overwrite >/dev/null || exit $$?; \
+	$(PY) tools/visualize_sampling.py $(DEMO_CONFIG) "$$ckpt" $(DEMO_IMAGE) \
+		--out $$pics/sampling_points.png --overwrite >/dev/null || exit $$?; \
+	$(PY) tools/visualize_queries.py $(DEMO_CONFIG) "$$ckpt" \
+		--out $$pics/query_centres.png --overwrite || exit $$?; \
+	[ -z "$$vis" ] || echo "Detections drawn on the val images: $$vis/"; \
+	echo "Detections drawn on one image:  $$pics/$$(basename $(DEMO_IMAGE) .jpg).png"; \
+	echo "Attention sampling points:      $$pics/sampling_points.png"; \
+	echo "Box centres of each query:      $$pics/query_centres.png"
 
 # --- style -------------------------------------------------------------------
 
