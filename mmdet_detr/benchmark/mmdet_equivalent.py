@@ -138,10 +138,11 @@ def build_model_pair(model: dict,
     """This project's model and, with ``compare_mmdet``, mmdet's, with the
     same weights.
 
-    mmdet's initialisation (``init_weights``) plus Gaussian noise of std
-    ``perturb`` on every parameter, so that none sits at a degenerate initial
-    value (zero offsets, uniform attention), is copied into this project's
-    model: both compute the same function. The backbone's ``init_cfg`` (a
+    The initialisation (``init_weights``; mmdet's when comparing) plus
+    Gaussian noise of std ``perturb`` on every parameter, so that none sits
+    at a degenerate initial value (zero offsets, uniform attention); when
+    comparing, mmdet's weights are copied into this project's model, so both
+    compute the same function. The backbone's ``init_cfg`` (a
     pretrained download) is dropped unless ``pretrained``.
 
     Returns:
@@ -154,14 +155,18 @@ def build_model_pair(model: dict,
     torch.manual_seed(seed)
     with DefaultScope.overwrite_default_scope('mmdet_detr'):
         ours = MODELS.build(model)
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        reference = MMDET_MODELS.build(mmdet_model_config(model))
+    reference = None
+    if compare_mmdet:
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            reference = MMDET_MODELS.build(mmdet_model_config(model))
+    source = reference if compare_mmdet else ours
     with quiet_logger():  # init_weights logs every parameter
-        reference.init_weights()
+        source.init_weights()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for param in reference.parameters():
+        for param in source.parameters():
             param.add_(torch.randn(param.shape, generator=gen) * perturb)
-    ours.load_state_dict(convert_mmdet_state_dict(reference.state_dict()),
-                         strict=True)
-    return ours, (reference if compare_mmdet else None)
+    if compare_mmdet:
+        ours.load_state_dict(
+            convert_mmdet_state_dict(reference.state_dict()), strict=True)
+    return ours, reference

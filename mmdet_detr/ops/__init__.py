@@ -3,8 +3,9 @@ from .ms_deform_attn_func import (MultiScaleDeformableAttnCPUFunction,
                                   cpu_kernel_available,
                                   multi_scale_deformable_attn)
 from .ms_deform_attn_pytorch import ms_deform_attn_pytorch
+from .dropout_func import Dropout, dropout
 
 __all__ = [
-    'MultiScaleDeformableAttnCPUFunction', 'cpu_kernel_available',
-    'ms_deform_attn_pytorch', 'multi_scale_deformable_attn'
+    'Dropout', 'MultiScaleDeformableAttnCPUFunction', 'cpu_kernel_available',
+    'dropout', 'ms_deform_attn_pytorch', 'multi_scale_deformable_attn'
 ]

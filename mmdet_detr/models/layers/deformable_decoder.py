@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from mmdet_detr.ops import Dropout
 from mmdet_detr.registry import MODELS
 from ..box_ops import inverse_sigmoid
 from .ffn import FFN
@@ -24,11 +25,11 @@ class DeformableDecoderLayer(nn.Module):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(
             embed_dims, num_heads, dropout=dropout, batch_first=True)
-        self.self_attn_dropout = nn.Dropout(dropout)
+        self.self_attn_dropout = Dropout(dropout)  # see ffn.py
         self.self_attn_norm = nn.LayerNorm(embed_dims)
         self.cross_attn = MultiScaleDeformableAttention(
             embed_dims, num_heads, num_levels, num_points)
-        self.cross_attn_dropout = nn.Dropout(dropout)
+        self.cross_attn_dropout = Dropout(dropout)  # see ffn.py
         self.cross_attn_norm = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, feedforward_channels, dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)

@@ -8,6 +8,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from mmdet_detr.ops import Dropout
 from mmdet_detr.registry import MODELS
 from .ffn import FFN
 from .ms_deform_attn import MultiScaleDeformableAttention
@@ -22,7 +23,7 @@ class DeformableEncoderLayer(nn.Module):
         super().__init__()
         self.self_attn = MultiScaleDeformableAttention(
             embed_dims, num_heads, num_levels, num_points)
-        self.self_attn_dropout = nn.Dropout(dropout)
+        self.self_attn_dropout = Dropout(dropout)  # see ffn.py
         self.self_attn_norm = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, feedforward_channels, dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)

@@ -1,6 +1,7 @@
 // Python bindings of the compiled ops: the module mmdet_detr.ops._C.
 #include <torch/extension.h>
 
+#include "dropout_cpu.h"
 #include "ms_deform_attn_cpu.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -20,4 +21,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("value"), py::arg("spatial_shapes"),
         py::arg("level_start_index"), py::arg("sampling_locations"),
         py::arg("attention_weights"), py::arg("grad_output"));
+  m.def("dropout_cpu_forward", &mmdet_detr::dropout_cpu_forward,
+        "Dropout on CPU with a Philox Bernoulli mask: (input contiguous, p) "
+        "-> [output, mask (bool)]",
+        py::arg("input"), py::arg("p"));
+  m.def("dropout_cpu_backward", &mmdet_detr::dropout_cpu_backward,
+        "grad_output * mask * scale", py::arg("grad_output"),
+        py::arg("mask"), py::arg("scale"));
 }

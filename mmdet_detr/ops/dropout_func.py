@@ -1,0 +1,66 @@
+"""Dropout whose CPU mask comes from the compiled kernel.
+
+``nn.Dropout`` on CPU draws a float mask with ``bernoulli_``, divides it by
+the keep probability, multiplies, and keeps the float mask for the backward
+pass. ``mmdet_detr.ops._C`` (``csrc/dropout_cpu.cpp``) draws the mask from a
+Philox generator and applies it in the same pass, keeping a bool mask. The
+mask has the same distribution: every element is kept independently with
+probability ``1 - p`` (to within 2**-33), and the kept ones are scaled by
+``1 / (1 - p)``; the masks differ from ``nn.Dropout``'s for the same seed.
+The seed is drawn from torch's default CPU generator, so
+``torch.manual_seed`` reproduces a run. Other devices, and CPU without the
+compiled kernel, use ``torch.nn.functional.dropout``.
+"""
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd import Function
+
+from .ms_deform_attn_func import _C
+
+
+class _DropoutCPUFunction(Function):
+
+    @staticmethod
+    def forward(ctx, x: Tensor, p: float) -> Tensor:
+        output, mask = _C.dropout_cpu_forward(x, p)
+        ctx.save_for_backward(mask)
+        ctx.scale = 1.0 / (1.0 - p)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        mask, = ctx.saved_tensors
+        return _C.dropout_cpu_backward(grad.contiguous(), mask,
+                                       ctx.scale), None
+
+
+def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """``F.dropout(x, p, training)``, on CPU through the compiled kernel."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != 'cpu' or _C is None or p >= 1.0:
+        return F.dropout(x, p, training)
+    return _DropoutCPUFunction.apply(x.contiguous(), p)
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout(p)`` (not in-place) over :func:`dropout`.
+
+    Args:
+        p: the probability of zeroing an element, in [0, 1].
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f'dropout probability must be in [0, 1], got '
+                             f'{p}')
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(...) -> (...)."""
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f'p={self.p}'
