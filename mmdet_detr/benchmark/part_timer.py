@@ -6,8 +6,8 @@ Forward: hooks around the detector's ``backbone``, ``neck``, ``encoder`` and
 (this project's detector and mmdet's have these attribute names).
 
 Backward: the autograd engine runs the parts in reverse order, so a part's
-backward starts when the gradient of its output is complete and ends when
-that of the part before it is. Hooks on every part's output tensors record
+backward starts when the gradient of its first output is complete and ends
+when that of the part before it is. Hooks on every part's output tensors record
 those moments: encoder backward = (neck output's gradient complete) -
 (encoder output's gradient complete), and so on; the head and the loss run
 from the start of ``backward()`` to the decoder's output gradient, the
@@ -89,7 +89,10 @@ class PartTimer:
     def _grad_hook(self, name: str):
 
         def hook(grad):
-            self._grad_done[name] = self._now()
+            # The first output whose gradient is complete starts the
+            # part's backward; a later one (e.g. reference points that the
+            # decoder's layers themselves use) completes inside it.
+            self._grad_done.setdefault(name, self._now())
 
         return hook
 
