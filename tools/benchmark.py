@@ -10,6 +10,8 @@ import json
 import os.path as osp
 import sys
 
+import torch
+
 # Run from a source checkout without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -28,6 +30,9 @@ def parse_args():
     parser.add_argument('--compare-mmdet', action='store_true',
                         help="also time mmdet 3.3's model on the same "
                         'weights and inputs, interleaved')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch.set_num_threads (default: torch\'s '
+                        'default, one per core)')
     parser.add_argument('--json', metavar='OUT',
                         help='also write the figures to OUT (JSON)')
     return parser, parser.parse_args()
@@ -41,6 +46,10 @@ def main():
         parser.error(f'--json {args.json!r} exists; choose a new file name '
                      '(an existing file is never replaced)')
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ValueError(f'--threads {args.threads}: at least 1')
+            torch.set_num_threads(args.threads)
         result = run_benchmark(args.config, args.size, args.batch,
                                args.device, args.steps, args.compare_mmdet)
     except ValueError as error:
