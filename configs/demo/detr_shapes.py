@@ -4,8 +4,9 @@
 # queries, no dropout, batch 8 and the same warm-up + cosine schedule. DETR
 # reads one map: the last stage is dilated (the DC5 layout), giving an 8 x 8
 # map at stride 16 for the 128 px images; at stride 32 it would be 4 x 4.
-# A DETR step costs about 0.6 of a Deformable DETR demo step here, so 2600
-# iterations take the wall time of the Deformable DETR demo's 1600.
+# A DETR step costs 0.6 of a Deformable DETR demo step (measured interleaved
+# on the same batches, one thread each), so 2600 iterations take the wall
+# time of the Deformable DETR demo's 1600 (results in docs/detr.md).
 _base_ = [
     '../_base_/models/detr_r50.py',
     '../_base_/datasets/shapes_detection.py',
