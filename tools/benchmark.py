@@ -23,7 +23,8 @@ def parse_args():
     parser.add_argument('config', help='config file path')
     parser.add_argument('--size', type=int, default=512,
                         help='images are SIZE x SIZE pixels')
-    parser.add_argument('--batch', type=int, default=2, help='images per batch')
+    parser.add_argument('--batch', type=int, default=2,
+                        help='images per batch')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--steps', type=int, default=5,
                         help='timed rounds after one warm-up round')

@@ -15,8 +15,8 @@ from mmengine.config import Config
 # Run from a source checkout without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmdet_detr.benchmark import build_model_pair, synthetic_batch  # noqa: E402,E501
-from mmdet_detr.benchmark.flops import count_flops, format_flops  # noqa: E402,E501
+from mmdet_detr.benchmark import (build_model_pair, count_flops,  # noqa: E402
+                                  format_flops, synthetic_batch)
 
 
 def parse_args():
@@ -33,9 +33,9 @@ def main():
         parser.error(f'config file {args.config!r} does not exist')
     cfg = Config.fromfile(args.config)
     model, _ = build_model_pair(cfg.model, compare_mmdet=False)
+    num_classes = cfg.model['bbox_head']['num_classes']
     try:
-        images, samples = synthetic_batch(1, tuple(args.size),
-                                          cfg.model['bbox_head']['num_classes'])
+        images, samples = synthetic_batch(1, tuple(args.size), num_classes)
     except ValueError as error:
         parser.error(str(error))
     print(f'{args.config}, one {args.size[0]}x{args.size[1]} image:')
