@@ -18,7 +18,9 @@ def test_every_top_level_config_is_found():
     assert {'deformable_detr_r50.py', 'deformable_detr_refine_r50.py',
             'deformable_detr_refine_twostage_r50.py',
             'deformable_detr_single_scale_r50.py',
-            'deformable_detr_single_scale_dc5_r50.py'} <= names
+            'deformable_detr_single_scale_dc5_r50.py', 'detr_r50.py',
+            'detr_r50_150e.py', 'detr_r50_dc5.py', 'deformable_detr_shapes.py',
+            'detr_shapes.py'} <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -34,5 +36,7 @@ def test_config_builds_and_runs(path):
         logits, boxes = model._forward(torch.randn(1, 3, 128, 160))
     num_layers = cfg.model.decoder.num_layers
     assert logits.shape[:2] == (num_layers, 1)
-    assert logits.shape[-1] == cfg.model.bbox_head.num_classes
+    # A softmax head (DETR) adds the no-object logit.
+    no_object = int(cfg.model.bbox_head.type == 'DETRHead')
+    assert logits.shape[-1] == cfg.model.bbox_head.num_classes + no_object
     assert boxes.shape[-1] == 4 and torch.isfinite(boxes).all()

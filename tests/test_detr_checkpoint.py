@@ -6,6 +6,8 @@ The official layout is rebuilt here from its source (``models/detr.py``,
 ``linear1/2``, ``norm1..3``), independently of this project's modules.
 """
 import argparse
+import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,8 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
+from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
+                                                  check_checkpoint_file)
 from mmdet_detr.checkpoint.official_detr_layout import (
     convert_official_detr, convert_official_detr_state_dict)
 from mmdet_detr.models.layers.transformer_decoder import \
@@ -220,3 +224,30 @@ def test_checkpoint_file_says_dc5_and_foreign_keys_are_refused(tmp_path):
     kept = convert_official_detr_state_dict(narrow, variant='r50')
     assert kept.state_dict['bbox_head.cls_branch.bias'].shape == (21, )
     assert kept.dataset_meta is None
+
+
+def test_convert_tool_reads_official_detr_files(tmp_path, monkeypatch,
+                                                capsys):
+    official = {
+        'query_embed.weight': torch.randn(3, C),
+        'transformer.decoder.norm.weight': torch.randn(C),
+        'class_embed.weight': torch.randn(92, C),
+        'class_embed.bias': torch.randn(92),
+    }
+    src, dst = tmp_path / 'detr-r50.pth', tmp_path / 'converted.pth'
+    torch.save(dict(model=official, args=argparse.Namespace(dilation=False)),
+               src)
+    # Given to the tools unconverted, it is refused with the command.
+    with pytest.raises(ForeignCheckpointError,
+                       match=f'{dst.parent / "detr-r50_converted.pth"} '
+                       '--from official-detr'):
+        check_checkpoint_file(str(src))
+    tool = str(Path(__file__).parents[1] / 'tools' / 'convert_checkpoint.py')
+    monkeypatch.setattr(sys, 'argv', [
+        tool, str(src), str(dst), '--from', 'official-detr'])
+    runpy.run_path(tool, run_name='__main__')
+    printed = capsys.readouterr().out
+    assert 'variant r50' in printed
+    assert f'python tools/test.py configs/detr_r50.py {dst}' in printed
+    assert torch.load(dst)['state_dict'][
+        'bbox_head.cls_branch.bias'].shape == (81, )

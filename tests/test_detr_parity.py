@@ -7,6 +7,7 @@ copied into this project's model through ``convert_mmdet_detr_state_dict``,
 and both run on the same padded batch.
 """
 import copy
+import logging
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from mmdet.models.task_modules.assigners.match_cost import \
     ClassificationCost as MMDetClassificationCost
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmdet.structures import DetDataSample
+from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
@@ -200,3 +202,34 @@ def test_classification_cost_is_minus_softmax_probability():
         mmdet_cost = reference(InstanceData(scores=logits[t]),
                                InstanceData(labels=labels))
         torch.testing.assert_close(cost[t], mmdet_cost)
+
+
+def test_other_class_count_reinitialises_only_the_classifier():
+    """Fine-tuning DETR: the softmax classifier of a 5-class checkpoint
+    (6 rows with no-object) is re-initialised for a 3-class model."""
+    _, five = build_pair(dropout=0.0)
+    config = our_config(dropout=0.0)
+    config['bbox_head']['num_classes'] = 3
+    with DefaultScope.overwrite_default_scope('mmdet_detr'):
+        three = MODELS.build(config)
+    state = five.state_dict()
+    records = []
+    logger = MMLogger.get_current_instance()
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        result = three.load_state_dict(state, strict=True)
+    finally:
+        logger.removeHandler(handler)
+    assert not result.missing_keys and not result.unexpected_keys
+    lines = [r.getMessage() for r in records
+             if 're-initialised' in r.getMessage()]
+    assert len(lines) == 1 and 'scores 5 classes and the model 3' in lines[0]
+    for key, value in three.state_dict().items():
+        if key.startswith('bbox_head.cls_branch.'):
+            assert value.shape[0] == 4
+            # torch's Linear init: within 1 / sqrt(fan_in) for the bias.
+            assert value.abs().max() <= 1 / EMBED**0.5 + 1e-6
+        else:
+            assert torch.equal(value, state[key]), key

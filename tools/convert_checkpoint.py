@@ -1,18 +1,20 @@
-"""Convert an official, mmdet or HuggingFace Deformable DETR checkpoint to
-this project's layout.
+"""Convert an official, mmdet or HuggingFace Deformable DETR checkpoint, or
+an official DETR one, to this project's layout.
 
     python tools/convert_checkpoint.py SRC DST --from official
 
-e.g. SRC r50_deformable_detr-checkpoint.pth, DST checkpoints/official.pth.
+e.g. SRC r50_deformable_detr-checkpoint.pth, DST checkpoints/official.pth;
+``--from official-detr`` for facebookresearch/detr's detr-r50-e632da11.pth.
 
 The variant (plain, refine, refine_twostage, single_scale,
-single_scale_dc5) is read from the checkpoint when it can be; the command
-prints the config to test it with. The output is never written over an
-existing file.
+single_scale_dc5; r50 or r50_dc5 for DETR) is read from the checkpoint when
+it can be; the command prints the config to test it with. The output is
+never written over an existing file.
 """
 import argparse
 import sys
 
+from mmdet_detr.checkpoint.official_detr_layout import DETR_CONFIGS
 from mmdet_detr.checkpoint.safe_load import UnsafeCheckpointError
 from mmdet_detr.checkpoint.sources import SOURCES, convert_checkpoint
 from mmdet_detr.checkpoint.variants import VARIANTS
@@ -29,13 +31,14 @@ def parse_args():
         '--from', dest='source', required=True, choices=sorted(SOURCES),
         help='the layout of SRC')
     parser.add_argument(
-        '--variant', choices=list(VARIANTS),
+        '--variant', choices=list(VARIANTS) + list(DETR_CONFIGS),
         help='the model variant, when the checkpoint does not tell '
-        '(single_scale and single_scale_dc5 have the same weights)')
+        '(single_scale and single_scale_dc5, r50 and r50_dc5 have the same '
+        'weights)')
     parser.add_argument(
         '--keep-classes', action='store_true',
-        help='keep 91 class logits as they are instead of mapping COCO '
-        "category ids to mmdet's 80 classes")
+        help='keep the 91 class logits (DETR: 91 + no-object) as they are '
+        "instead of mapping COCO category ids to mmdet's 80 classes")
     return parser.parse_args()
 
 

@@ -27,7 +27,11 @@ from torch import Tensor, nn
 from .safe_load import load_checkpoint_file
 from .sources import SOURCES, recognise
 
-_CLS_KEY = re.compile(r'^bbox_head\.cls_branches\.(\d+)\.(weight|bias)$')
+# Deformable DETR's sigmoid classifiers (one per layer) and DETR's softmax
+# classifier, whose last row is the no-object class.
+_CLS_KEY = re.compile(
+    r'^bbox_head\.(?P<branch>cls_branches\.\d+|cls_branch)\.'
+    r'(?P<part>weight|bias)$')
 
 
 class ForeignCheckpointError(RuntimeError):
@@ -112,36 +116,49 @@ def _reinit_mismatched_classifiers(module: nn.Module,
     """Replace classification weights of another class count, in place,
     by freshly initialised ones of the model's shapes."""
     params = dict(module.named_parameters(remove_duplicate=False))
-    replaced, source_classes = [], None
+    replaced, source_rows, no_object = [], None, 0
     for key in list(state_dict):
-        match = _CLS_KEY.match(key[len(prefix):]) if key.startswith(
-            prefix) else None
-        if match is None or key[len(prefix):] not in params:
+        name = key[len(prefix):] if key.startswith(prefix) else None
+        match = _CLS_KEY.match(name) if name in params else None
+        if match is None:
             continue
-        target = params[key[len(prefix):]]
-        value = state_dict[key]
+        target, value = params[name], state_dict[key]
         if value.shape == target.shape or value.shape[1:] != target.shape[1:]:
             continue
-        source_classes = value.shape[0]
-        state_dict[key] = _fresh(target, match.group(2))
-        replaced.append(key[len(prefix):])
+        source_rows = value.shape[0]
+        softmax = match.group('branch') == 'cls_branch'
+        no_object = int(softmax)
+        fan_in = params[_weight_key(name)].shape[1]
+        state_dict[key] = _fresh(target, match.group('part'), softmax,
+                                 fan_in)
+        replaced.append(name)
     if replaced:
+        model_rows = params[replaced[0]].shape[0]
         print_log(
-            f'the checkpoint scores {source_classes} classes and the model '
-            f'{params[replaced[0]].shape[0]}: loaded everything but the '
+            f'the checkpoint scores {source_rows - no_object} classes and '
+            f'the model {model_rows - no_object}: loaded everything but the '
             f'classification layers ({", ".join(sorted(replaced))}), which '
             'are re-initialised',
             logger='current',
             level=logging.WARNING)
 
 
-def _fresh(target: Tensor, part: str) -> Tensor:
-    """A new classifier weight (torch's Linear init) or bias (the head's
-    0.01 foreground prior) of ``target``'s shape."""
+def _weight_key(key: str) -> str:
+    """The weight's key beside a classifier's ``weight`` or ``bias`` key."""
+    return key.rsplit('.', 1)[0] + '.weight'
+
+
+def _fresh(target: Tensor, part: str, softmax: bool, fan_in: int) -> Tensor:
+    """A new classifier weight or bias of ``target``'s shape: torch's
+    ``Linear`` init, except the bias of a sigmoid classifier, which starts
+    at the head's 0.01 foreground prior."""
     with torch.no_grad():
         value = torch.empty(target.shape, dtype=target.dtype)
         if part == 'weight':
             nn.init.kaiming_uniform_(value, a=math.sqrt(5))
+        elif softmax:
+            bound = 1 / math.sqrt(fan_in)
+            nn.init.uniform_(value, -bound, bound)
         else:
             value.fill_(-math.log((1 - 0.01) / 0.01))
     return value

@@ -10,6 +10,7 @@ from typing import Callable, Dict, Mapping, NamedTuple, Optional
 from .converted import Converted, save_converted
 from .hf_layout import convert_hf, is_hf
 from .mmdet_layout import convert_mmdet, is_mmdet
+from .official_detr_layout import convert_official_detr, is_official_detr
 from .official_layout import convert_official, is_official
 
 
@@ -28,6 +29,9 @@ SOURCES: Dict[str, Source] = {
                     "mmdet 3.3's DeformableDETR"),
     'hf': Source(is_hf, convert_hf,
                  "HuggingFace transformers' DeformableDetrForObjectDetection"),
+    'official-detr': Source(
+        is_official_detr, convert_official_detr,
+        "facebookresearch/detr (checkpoint['model'])"),
 }
 
 
