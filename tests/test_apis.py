@@ -36,10 +36,10 @@ def detector(run):
     return Detector(TINY_CONFIG, run.checkpoint, device='cpu')
 
 
-def test_detector_returns_the_boxes_of_the_test_tool(run, detector):
-    # What tools/test.py does, with --out.
+def assert_detector_returns_the_boxes_of_the_test_tool(config, run, detector):
+    """What tools/test.py does, with --out, gives the detector's boxes."""
     out = osp.join(run.root, 'test_preds.pkl')
-    cfg = cli.load_config(TINY_CONFIG, None, osp.join(run.root, 'test'))
+    cfg = cli.load_config(config, None, osp.join(run.root, 'test'))
     cli.set_test_checkpoint(cfg, run.checkpoint)
     runner = cli.build_runner(cfg)
     cli.add_dump_metric(runner, out)
@@ -61,6 +61,11 @@ def test_detector_returns_the_boxes_of_the_test_tool(run, detector):
                                       pred['labels'].numpy()[order])
         assert dets.names == [detector.class_names[i] for i in dets.labels]
     assert detector.class_names == ('circle', 'square', 'triangle', 'cross')
+
+
+def test_detector_returns_the_boxes_of_the_test_tool(run, detector):
+    assert_detector_returns_the_boxes_of_the_test_tool(TINY_CONFIG, run,
+                                                       detector)
 
 
 def test_inputs_batches_and_threshold(detector):

@@ -1,5 +1,6 @@
-"""A tiny Deformable DETR trained for a few iterations on a generated shapes
-data set, shared by the inference and picture tests of one pytest process.
+"""A tiny Deformable DETR (or DETR) trained for a few iterations on a
+generated shapes data set, shared by the inference and picture tests of one
+pytest process.
 
 Trained in process with the functions ``tools/train.py`` runs (the
 subprocess tests of the tools live in test_tools.py), under a folder that
@@ -16,6 +17,7 @@ from mmdet_detr.engine import cli
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CONFIG = osp.join(REPO_ROOT, 'tests', 'configs',
                        'tiny_deformable_detr.py')
+TINY_DETR_CONFIG = osp.join(REPO_ROOT, 'tests', 'configs', 'tiny_detr.py')
 IMAGE_SIZE = 64
 NUM_VAL = 2
 
@@ -26,13 +28,13 @@ class TinyRun(NamedTuple):
     checkpoint: str
 
 
-_RUN = None
+_RUNS = {}
 
 
-def tiny_run(tmp_path_factory) -> TinyRun:
-    """Make the data and train one epoch (2 iterations), once a process."""
-    global _RUN
-    if _RUN is None:
+def tiny_run(tmp_path_factory, config: str = TINY_CONFIG) -> TinyRun:
+    """Make the data and train ``config`` for one epoch (2 iterations),
+    once a process."""
+    if config not in _RUNS:
         root = str(tmp_path_factory.mktemp('tiny_run'))
         make_shapes_dataset(
             osp.join(root, 'data', 'shapes'),
@@ -46,7 +48,7 @@ def tiny_run(tmp_path_factory) -> TinyRun:
         os.chdir(root)
         try:
             cfg = cli.load_config(
-                TINY_CONFIG, {
+                config, {
                     'train_cfg.max_epochs': 1,
                     'train_cfg.val_interval': 2,  # no validation
                     'default_hooks.logger.interval': 1,
@@ -54,5 +56,6 @@ def tiny_run(tmp_path_factory) -> TinyRun:
             cli.build_runner(cfg).train()
         finally:
             os.chdir(cwd)
-        _RUN = TinyRun(root, work_dir, osp.join(work_dir, 'epoch_1.pth'))
-    return _RUN
+        _RUNS[config] = TinyRun(root, work_dir,
+                                osp.join(work_dir, 'epoch_1.pth'))
+    return _RUNS[config]
