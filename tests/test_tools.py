@@ -226,8 +226,10 @@ def test_visualization_options():
 def test_amp_option_and_bf16_wrapper():
     cfg = cli.load_config(TINY_CONFIG)
     cli.enable_amp(cfg)
+    float16_only = (torch.cuda.is_available()
+                    and not torch.cuda.is_bf16_supported())
     expected = ('AmpOptimWrapper'
-                if torch.cuda.is_available() else 'BF16AutocastOptimWrapper')
+                if float16_only else 'BF16AutocastOptimWrapper')
     assert cfg.optim_wrapper.type == expected
     # The rest of the wrapper (clip_grad, paramwise_cfg) is kept.
     assert cfg.optim_wrapper.clip_grad.max_norm == 0.1

@@ -81,15 +81,16 @@ def set_local_rank(local_rank: int) -> None:
 def enable_amp(cfg: Config) -> None:
     """Train with automatic mixed precision (``--amp``).
 
-    On a GPU: mmengine's ``AmpOptimWrapper`` (float16 autocast, dynamic loss
-    scaling), as in mmdet. Without one: ``BF16AutocastOptimWrapper``
-    (bfloat16 autocast), because ``AmpOptimWrapper`` refuses to start without
-    a GPU and CPU autocast supports bfloat16 only.
+    bfloat16 autocast (``BF16AutocastOptimWrapper``) on CPU and on GPUs that
+    support it: float32's exponent range, so no loss scaling, and the model
+    keeps sampling locations, reference points and matching costs in
+    float32. GPUs without bfloat16 (before Ampere) get mmengine's
+    ``AmpOptimWrapper`` (float16, dynamic loss scaling), as in mmdet.
     """
     if 'optim_wrapper' not in cfg:
         raise ValueError(f'--amp needs an `optim_wrapper` in the config, and '
                          f'{cfg.filename!r} has none')
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     else:
