@@ -40,3 +40,14 @@ def test_config_builds_and_runs(path):
     no_object = int(cfg.model.bbox_head.type == 'DETRHead')
     assert logits.shape[-1] == cfg.model.bbox_head.num_classes + no_object
     assert boxes.shape[-1] == 4 and torch.isfinite(boxes).all()
+
+
+@pytest.mark.parametrize('config', ['tiny_deformable_detr.py', 'tiny_detr.py'])
+def test_derived_value_in_a_part_config_is_refused(config):
+    cfg = Config.fromfile(str(ROOT / 'tests' / 'configs' / config))
+    cfg.model.encoder.embed_dims = 64
+    with DefaultScope.overwrite_default_scope('mmdet_detr'):
+        with pytest.raises(ValueError,
+                           match=r"model.encoder sets \['embed_dims'\], which "
+                           r'the detector derives \(model.embed_dims'):
+            MODELS.build(cfg.model)

@@ -17,6 +17,12 @@ from torch import Tensor, nn
 from mmdet_detr.checkpoint.foreign_layout import check_layout_pre_hook
 from mmdet_detr.registry import MODELS
 from ..layers.encoder_proposals import EncoderProposalGenerator
+from .detector_parts import build_part, padding_mask
+
+# The settings the parts' derived values come from, for build_part's message.
+_DERIVED_FROM = ('model.embed_dims, model.num_feature_levels, '
+                 'model.decoder.num_layers, model.with_box_refine, '
+                 'model.as_two_stage, model.train_cfg, model.test_cfg')
 
 
 class DecoderOutputs(NamedTuple):
@@ -112,18 +118,20 @@ class DeformableDETR(BaseDetector):
         _check_levels(backbone, neck, num_feature_levels, embed_dims)
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck)
-        self.positional_encoding = _build(
+        self.positional_encoding = build_part(
             positional_encoding, 'positional_encoding',
-            dict(num_feats=embed_dims // 2))
-        self.encoder = _build(
+            dict(num_feats=embed_dims // 2), _DERIVED_FROM)
+        self.encoder = build_part(
             encoder, 'encoder',
-            dict(embed_dims=embed_dims, num_levels=num_feature_levels))
-        self.decoder = _build(
+            dict(embed_dims=embed_dims, num_levels=num_feature_levels),
+            _DERIVED_FROM)
+        self.decoder = build_part(
             decoder, 'decoder',
-            dict(embed_dims=embed_dims, num_levels=num_feature_levels))
+            dict(embed_dims=embed_dims, num_levels=num_feature_levels),
+            _DERIVED_FROM)
         train_cfg = train_cfg or {}
         test_cfg = test_cfg or {}
-        self.bbox_head = _build(
+        self.bbox_head = build_part(
             bbox_head, 'bbox_head',
             dict(
                 embed_dims=embed_dims,
@@ -131,7 +139,7 @@ class DeformableDETR(BaseDetector):
                 share_pred_layer=not with_box_refine,
                 as_two_stage=as_two_stage,
                 assigner=train_cfg.get('assigner'),
-                max_per_img=test_cfg.get('max_per_img', 100)))
+                max_per_img=test_cfg.get('max_per_img', 100)), _DERIVED_FROM)
         self.level_embed = nn.Parameter(
             torch.empty(num_feature_levels, embed_dims))
         if as_two_stage:
@@ -246,7 +254,7 @@ class DeformableDETR(BaseDetector):
     ) -> FlatFeatures:
         """Masks, encodings and the flattened sequence of all levels."""
         B, _, _, _ = feats[0].shape
-        image_mask = _padding_mask(feats[0], batch_data_samples)  # B, H, W
+        image_mask = padding_mask(feats[0], batch_data_samples)  # B, H, W
         flat_feats, flat_pos, flat_masks, shapes, ratios = [], [], [], [], []
         for level, feat in enumerate(feats):
             h, w = feat.shape[-2:]
@@ -301,41 +309,6 @@ def _check_levels(backbone: dict, neck: dict, num_feature_levels: int,
             f'model.neck.out_channels={out_channels} but model.embed_dims='
             f'{embed_dims}: the neck must give embed_dims channels; set '
             f'model.neck.out_channels={embed_dims}')
-
-
-def _build(cfg: dict, name: str, derived: dict) -> nn.Module:
-    """Build a part, adding the values the detector derives for it.
-
-    A derived value written in the part's own config would silently
-    disagree with the detector's, so it is refused.
-    """
-    clash = sorted(set(cfg) & set(derived))
-    if clash:
-        raise ValueError(
-            f'model.{name} sets {clash}, which the detector derives '
-            f'(model.embed_dims, model.num_feature_levels, '
-            f'model.decoder.num_layers, model.with_box_refine, '
-            f'model.as_two_stage, model.train_cfg, model.test_cfg): '
-            f'remove them from model.{name}')
-    return MODELS.build(cfg, default_args=derived)
-
-
-def _padding_mask(
-        feat: Tensor,
-        batch_data_samples: Optional[List[DetDataSample]]) -> Tensor:
-    """(B, H, W) bool, True where the batch input is padding.
-
-    Without data samples (tensor mode, export) nothing is padding.
-    """
-    B = feat.shape[0]
-    if not batch_data_samples:
-        return feat.new_zeros((B, 1, 1), dtype=torch.bool)
-    h_in, w_in = batch_data_samples[0].batch_input_shape
-    mask = feat.new_ones((B, h_in, w_in), dtype=torch.bool)
-    for i, sample in enumerate(batch_data_samples):
-        h, w = sample.img_shape[:2]
-        mask[i, :h, :w] = False
-    return mask
 
 
 def _valid_ratio(mask: Tensor) -> Tensor:

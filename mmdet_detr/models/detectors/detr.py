@@ -16,7 +16,10 @@ from torch import Tensor, nn
 
 from mmdet_detr.checkpoint.foreign_layout import check_layout_pre_hook
 from mmdet_detr.registry import MODELS
-from .deformable_detr import _padding_mask
+from .detector_parts import build_part, padding_mask
+
+# The settings the parts' derived values come from, for build_part's message.
+_DERIVED_FROM = 'model.embed_dims, model.train_cfg, model.test_cfg'
 
 
 @MODELS.register_module()
@@ -65,21 +68,21 @@ class DETR(BaseDetector):
         self.embed_dims = embed_dims
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck)
-        self.positional_encoding = _build(
+        self.positional_encoding = build_part(
             positional_encoding, 'positional_encoding',
-            dict(num_feats=embed_dims // 2))
-        self.encoder = _build(encoder, 'encoder',
-                              dict(embed_dims=embed_dims))
-        self.decoder = _build(decoder, 'decoder',
-                              dict(embed_dims=embed_dims))
+            dict(num_feats=embed_dims // 2), _DERIVED_FROM)
+        self.encoder = build_part(encoder, 'encoder',
+                                  dict(embed_dims=embed_dims), _DERIVED_FROM)
+        self.decoder = build_part(decoder, 'decoder',
+                                  dict(embed_dims=embed_dims), _DERIVED_FROM)
         train_cfg = train_cfg or {}
         test_cfg = test_cfg or {}
-        self.bbox_head = _build(
+        self.bbox_head = build_part(
             bbox_head, 'bbox_head',
             dict(
                 embed_dims=embed_dims,
                 assigner=train_cfg.get('assigner'),
-                max_per_img=test_cfg.get('max_per_img', 100)))
+                max_per_img=test_cfg.get('max_per_img', 100)), _DERIVED_FROM)
         # The object queries: learned positions; their content starts at
         # zero in the decoder.
         self.query_embedding = nn.Embedding(num_queries, embed_dims)
@@ -140,7 +143,7 @@ class DETR(BaseDetector):
         """Encoder and decoder on the map; (N, B, Q, C) decoder outputs."""
         feat = feats[0]
         B, _, H, W = feat.shape
-        mask = _padding_mask(feat, batch_data_samples)  # B, H_in, W_in
+        mask = padding_mask(feat, batch_data_samples)  # B, H_in, W_in
         mask = F.interpolate(mask[None].float(),
                              size=(H, W)).bool()[0]  # B, H, W
         pos = self.positional_encoding(mask)  # B, C, H, W
@@ -153,17 +156,3 @@ class DETR(BaseDetector):
         query = torch.zeros_like(query_pos)  # B, Q, C
         return self.decoder(query, query_pos, memory, pos, mask)
 
-
-def _build(cfg: dict, name: str, derived: dict) -> nn.Module:
-    """Build a part, adding the values the detector derives for it.
-
-    A derived value written in the part's own config would silently
-    disagree with the detector's, so it is refused.
-    """
-    clash = sorted(set(cfg) & set(derived))
-    if clash:
-        raise ValueError(
-            f'model.{name} sets {clash}, which DETR derives (from '
-            'model.embed_dims, model.train_cfg, model.test_cfg): remove '
-            f'them from model.{name}')
-    return MODELS.build(cfg, default_args=derived)

@@ -1,0 +1,44 @@
+"""What the DETR detectors share: building a part with the values the
+detector derives for it, and the padding mask of a batch."""
+from typing import List, Optional
+
+import torch
+from mmdet.structures import DetDataSample
+from torch import Tensor, nn
+
+from mmdet_detr.registry import MODELS
+
+
+def build_part(cfg: dict, name: str, derived: dict,
+               derived_from: str) -> nn.Module:
+    """Build the part ``model.<name>``, adding the values the detector
+    derives for it.
+
+    A derived value written in the part's own config would silently
+    disagree with the detector's, so it is refused; ``derived_from`` names
+    the detector's settings the values come from, for the message.
+    """
+    clash = sorted(set(cfg) & set(derived))
+    if clash:
+        raise ValueError(
+            f'model.{name} sets {clash}, which the detector derives '
+            f'({derived_from}): remove them from model.{name}')
+    return MODELS.build(cfg, default_args=derived)
+
+
+def padding_mask(feat: Tensor,
+                 batch_data_samples: Optional[List[DetDataSample]]) -> Tensor:
+    """(B, H_in, W_in) bool, True where the batch input is padding.
+
+    Without data samples (tensor mode, export) nothing is padding: the mask
+    is (B, 1, 1).
+    """
+    B = feat.shape[0]
+    if not batch_data_samples:
+        return feat.new_zeros((B, 1, 1), dtype=torch.bool)
+    h_in, w_in = batch_data_samples[0].batch_input_shape
+    mask = feat.new_ones((B, h_in, w_in), dtype=torch.bool)
+    for i, sample in enumerate(batch_data_samples):
+        h, w = sample.img_shape[:2]
+        mask[i, :h, :w] = False
+    return mask
