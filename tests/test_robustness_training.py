@@ -128,6 +128,17 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ['epoch_1.pth']  # no temporary left
 
 
+def test_atomic_write_gives_the_permissions_of_a_plain_write(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        atomic_write(b'x', str(tmp_path / 'atomic'))
+        (tmp_path / 'plain_022').write_bytes(b'x')
+    finally:
+        os.umask(old_umask)
+    mode = os.stat(tmp_path / 'atomic').st_mode & 0o777
+    assert mode == os.stat(tmp_path / 'plain_022').st_mode & 0o777 == 0o644
+
+
 def test_stale_temporaries_are_removed(tmp_path):
     stale = tmp_path / '.epoch_2.pth.abc123.tmp'
     stale.write_bytes(b'half')

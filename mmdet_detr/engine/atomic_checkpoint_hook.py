@@ -29,9 +29,20 @@ BACKEND_NAME = 'atomic_local'
 _TMP_SUFFIX = '.tmp'
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(data: Union[bytes, str], path: str) -> None:
     """Write ``data`` to ``path`` so that ``path`` holds either its old
-    content or all of ``data``, whenever the process dies."""
+    content or all of ``data``, whenever the process dies.
+
+    The file gets the permissions a plain write would give it (``mkstemp``
+    alone makes it private to the owner).
+    """
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
     if isinstance(data, str):
@@ -39,6 +50,7 @@ def atomic_write(data: Union[bytes, str], path: str) -> None:
     fd, tmp_path = tempfile.mkstemp(
         prefix=f'.{osp.basename(path)}.', suffix=_TMP_SUFFIX, dir=directory)
     try:
+        os.fchmod(fd, _new_file_mode())
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
