@@ -1,11 +1,12 @@
-"""Shared by the tests/test_convert_*.py: a tiny model of this project
-and a padded batch."""
+"""Shared by the tests/test_convert_*.py: a tiny model of this project,
+a padded batch, and the comparison with HuggingFace's model."""
 from typing import List, Tuple
 
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.registry import DefaultScope
 
+from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
 from mmdet_detr.registry import MODELS
 
 EMBED, QUERIES, HEADS, POINTS, FFN = 64, 10, 4, 2, 32
@@ -61,6 +62,26 @@ def padded_batch() -> Tuple[torch.Tensor, torch.Tensor,
             img_shape=(h, w), ori_shape=(h, w), batch_input_shape=(96, 128),
             pad_shape=(96, 128), scale_factor=(1.0, 1.0))))
     return inputs, valid, samples
+
+
+def assert_predicts_like_hf(ours: torch.nn.Module, reference: torch.nn.Module,
+                            label: str) -> None:
+    """Last-layer logits (at the 80 classes' category ids) and boxes of
+    ``ours`` equal those of HF's ``reference`` to 1e-4 on the padded batch;
+    prints the largest differences under ``label``."""
+    inputs, valid, samples = padded_batch()
+    with torch.no_grad():
+        expected = reference(pixel_values=inputs, pixel_mask=valid)
+        logits, boxes = ours._forward(inputs, samples)
+    ids = torch.tensor(COCO_CATEGORY_IDS)
+    logit_error = (logits[-1] - expected.logits[..., ids]).abs().max()
+    box_error = (boxes[-1] - expected.pred_boxes).abs().max()
+    print(f'{label}: max |logit difference| {logit_error:.2e}, '
+          f'max |box difference| {box_error:.2e}')
+    torch.testing.assert_close(logits[-1], expected.logits[..., ids],
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(boxes[-1], expected.pred_boxes, atol=1e-4,
+                               rtol=0)
 
 
 def perturb_(module: torch.nn.Module, seed: int = 0) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from convert_helpers import (BASE_CHANNELS, DECODER_LAYERS, EMBED,
                              ENCODER_LAYERS, FFN, HEADS, POINTS, QUERIES,
-                             padded_batch, perturb_, tiny_model)
+                             assert_predicts_like_hf, perturb_, tiny_model)
 
 from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
 from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
@@ -55,19 +55,7 @@ def test_converted_hf_model_predicts_the_same(variant, tmp_path):
     result = ours.load_state_dict(converted.state_dict, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
 
-    inputs, valid, samples = padded_batch()
-    with torch.no_grad():
-        expected = reference(pixel_values=inputs, pixel_mask=valid)
-        logits, boxes = ours._forward(inputs, samples)
-    ids = torch.tensor(COCO_CATEGORY_IDS)
-    logit_error = (logits[-1] - expected.logits[..., ids]).abs().max()
-    box_error = (boxes[-1] - expected.pred_boxes).abs().max()
-    print(f'hf {variant}: max |logit difference| {logit_error:.2e}, '
-          f'max |box difference| {box_error:.2e}')
-    torch.testing.assert_close(logits[-1], expected.logits[..., ids],
-                               atol=1e-4, rtol=0)
-    torch.testing.assert_close(boxes[-1], expected.pred_boxes, atol=1e-4,
-                               rtol=0)
+    assert_predicts_like_hf(ours, reference, f'hf {variant}')
 
 
 def test_hf_file_is_refused_with_the_exact_command(tmp_path):

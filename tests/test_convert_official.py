@@ -316,7 +316,7 @@ def test_converted_official_model_predicts_the_same(variant):
     reference whose outputs test_convert_hf.py matches) converts to a
     model of this project with the same logits and boxes (1e-4)."""
     pytest.importorskip('transformers')
-    from convert_helpers import padded_batch, tiny_model
+    from convert_helpers import assert_predicts_like_hf, tiny_model
     from test_convert_hf import hf_model
 
     from mmdet_detr.checkpoint.hf_layout import convert_hf_state_dict
@@ -328,16 +328,4 @@ def test_converted_official_model_predicts_the_same(variant):
     assert converted.variant == variant
     ours = tiny_model(variant, num_classes=80, conv_bias=True)
     ours.load_state_dict(converted.state_dict, strict=True)
-    inputs, valid, samples = padded_batch()
-    with torch.no_grad():
-        expected = reference(pixel_values=inputs, pixel_mask=valid)
-        logits, boxes = ours._forward(inputs, samples)
-    ids = torch.tensor(COCO_CATEGORY_IDS)
-    logit_error = (logits[-1] - expected.logits[..., ids]).abs().max()
-    box_error = (boxes[-1] - expected.pred_boxes).abs().max()
-    print(f'official {variant}: max |logit difference| {logit_error:.2e}, '
-          f'max |box difference| {box_error:.2e}')
-    torch.testing.assert_close(logits[-1], expected.logits[..., ids],
-                               atol=1e-4, rtol=0)
-    torch.testing.assert_close(boxes[-1], expected.pred_boxes, atol=1e-4,
-                               rtol=0)
+    assert_predicts_like_hf(ours, reference, f'official {variant}')
