@@ -3,7 +3,8 @@ masked alike, reproducible from torch's seed and independent of threads."""
 import pytest
 import torch
 
-from mmdet_detr.ops import Dropout, cpu_kernel_available, dropout
+from mmdet_detr.ops import (Dropout, ReLUDropout, cpu_kernel_available,
+                            dropout, relu_dropout)
 from mmdet_detr.ops import dropout_func
 
 needs_kernel = pytest.mark.skipif(
@@ -37,6 +38,43 @@ def test_gradient_is_masked_and_scaled():
     y.backward(grad)
     kept = (y != 0).double()
     torch.testing.assert_close(x.grad, grad * kept / 0.7)
+
+
+@needs_kernel
+def test_relu_dropout_is_dropout_of_relu_with_one_mask():
+    """Same seed, same mask: relu_dropout(x) == dropout(x) where x > 0 and
+    0 elsewhere; its gradient flows only where both let it through; NaN
+    passes the ReLU as through torch.relu."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 4097, dtype=torch.float64)  # not a whole block
+    x[0, :5] = float('nan')
+    torch.manual_seed(7)
+    plain = dropout(x, 0.25, training=True)
+    torch.manual_seed(7)
+    leaf = x.clone().requires_grad_()
+    fused = relu_dropout(leaf, 0.25, training=True)
+    expected = torch.where(x > 0, plain, torch.zeros_like(plain))
+    nan = x.isnan()
+    expected[nan] = plain[nan]
+    torch.testing.assert_close(fused, expected, equal_nan=True)
+    grad = torch.randn_like(x)
+    fused.backward(grad)
+    passes = (x > 0) & (plain != 0)
+    torch.testing.assert_close(leaf.grad[~nan],
+                               (grad * passes / 0.75)[~nan])
+
+
+@pytest.mark.parametrize('kernel', [True, False])
+def test_relu_dropout_eval_and_fallback(kernel, monkeypatch):
+    if not kernel:
+        monkeypatch.setattr(dropout_func, '_C', None)
+    elif not cpu_kernel_available():
+        pytest.skip('mmdet_detr.ops._C is not built')
+    x = torch.randn(1000)
+    torch.testing.assert_close(ReLUDropout(0.5).eval()(x), x.relu())
+    y = relu_dropout(x, 0.5, training=True)
+    assert ((y == 0) | (y == 2 * x)).all() and (y[x < 0] == 0).all()
+    assert 0.15 < (y > 0).float().mean().item() < 0.35
 
 
 @needs_kernel

@@ -3,9 +3,10 @@ from .ms_deform_attn_func import (MultiScaleDeformableAttnCPUFunction,
                                   cpu_kernel_available,
                                   multi_scale_deformable_attn)
 from .ms_deform_attn_pytorch import ms_deform_attn_pytorch
-from .dropout_func import Dropout, dropout
+from .dropout_func import Dropout, ReLUDropout, dropout, relu_dropout
 
 __all__ = [
-    'Dropout', 'MultiScaleDeformableAttnCPUFunction', 'cpu_kernel_available',
-    'dropout', 'ms_deform_attn_pytorch', 'multi_scale_deformable_attn'
+    'Dropout', 'MultiScaleDeformableAttnCPUFunction', 'ReLUDropout',
+    'cpu_kernel_available', 'dropout', 'ms_deform_attn_pytorch',
+    'multi_scale_deformable_attn', 'relu_dropout'
 ]

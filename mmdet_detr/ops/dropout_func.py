@@ -10,6 +10,11 @@ probability ``1 - p`` (to within 2**-33), and the kept ones are scaled by
 The seed is drawn from torch's default CPU generator, so
 ``torch.manual_seed`` reproduces a run. Other devices, and CPU without the
 compiled kernel, use ``torch.nn.functional.dropout``.
+
+:func:`relu_dropout` is ``dropout(relu(x))`` in that same pass: the saved
+mask is "kept and positive", so the ReLU needs no pass, tensor or backward
+of its own (the FFN's hidden activation is the largest tensor of an encoder
+layer).
 """
 import torch
 import torch.nn.functional as F
@@ -22,8 +27,8 @@ from .ms_deform_attn_func import _C
 class _DropoutCPUFunction(Function):
 
     @staticmethod
-    def forward(ctx, x: Tensor, p: float) -> Tensor:
-        output, mask = _C.dropout_cpu_forward(x, p)
+    def forward(ctx, x: Tensor, p: float, relu: bool) -> Tensor:
+        output, mask = _C.dropout_cpu_forward(x, p, relu)
         ctx.save_for_backward(mask)
         ctx.scale = 1.0 / (1.0 - p)
         return output
@@ -32,7 +37,7 @@ class _DropoutCPUFunction(Function):
     def backward(ctx, grad: Tensor):
         mask, = ctx.saved_tensors
         return _C.dropout_cpu_backward(grad.contiguous(), mask,
-                                       ctx.scale), None
+                                       ctx.scale), None, None
 
 
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
@@ -41,7 +46,16 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
         return x
     if x.device.type != 'cpu' or _C is None or p >= 1.0:
         return F.dropout(x, p, training)
-    return _DropoutCPUFunction.apply(x.contiguous(), p)
+    return _DropoutCPUFunction.apply(x.contiguous(), p, False)
+
+
+def relu_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """``dropout(relu(x), p, training)``, on CPU in one compiled pass."""
+    if not training or p == 0.0:
+        return F.relu(x)
+    if x.device.type != 'cpu' or _C is None or p >= 1.0:
+        return F.dropout(F.relu(x), p, training)
+    return _DropoutCPUFunction.apply(x.contiguous(), p, True)
 
 
 class Dropout(nn.Module):
@@ -64,3 +78,15 @@ class Dropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f'p={self.p}'
+
+
+class ReLUDropout(Dropout):
+    """``Dropout(p)(relu(x))`` over :func:`relu_dropout`.
+
+    Args:
+        p: the probability of zeroing an element, in [0, 1].
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(...) -> (...)."""
+        return relu_dropout(x, self.p, self.training)

@@ -1,7 +1,7 @@
 """The position-wise feed-forward block of a transformer layer."""
 from torch import Tensor, nn
 
-from mmdet_detr.ops import Dropout
+from mmdet_detr.ops import Dropout, ReLUDropout
 
 
 class FFN(nn.Module):
@@ -20,12 +20,12 @@ class FFN(nn.Module):
         super().__init__()
         self.linear1 = nn.Linear(embed_dims, feedforward_channels)
         self.linear2 = nn.Linear(feedforward_channels, embed_dims)
-        self.activation = nn.ReLU(inplace=True)
-        # The compiled kernel's dropout: cheaper on CPU, same distribution.
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
+        # The compiled kernel's dropout: cheaper on CPU, same distribution;
+        # the ReLU is applied in the first dropout's pass.
+        self.relu_dropout = ReLUDropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """(..., C) -> (..., C)."""
-        return self.dropout2(
-            self.linear2(self.dropout1(self.activation(self.linear1(x)))))
+        return self.dropout(
+            self.linear2(self.relu_dropout(self.linear1(x))))

@@ -22,9 +22,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("level_start_index"), py::arg("sampling_locations"),
         py::arg("attention_weights"), py::arg("grad_output"));
   m.def("dropout_cpu_forward", &mmdet_detr::dropout_cpu_forward,
-        "Dropout on CPU with a Philox Bernoulli mask: (input contiguous, p) "
-        "-> [output, mask (bool)]",
-        py::arg("input"), py::arg("p"));
+        "Dropout on CPU with a Philox Bernoulli mask, after a ReLU when relu: "
+        "(input contiguous, p, relu) -> [output, mask (bool)]",
+        py::arg("input"), py::arg("p"), py::arg("relu"));
   m.def("dropout_cpu_backward", &mmdet_detr::dropout_cpu_backward,
         "grad_output * mask * scale", py::arg("grad_output"),
         py::arg("mask"), py::arg("scale"));

@@ -7,9 +7,11 @@
 
 namespace mmdet_detr {
 
-// (input, p) -> [output = input * mask / (1 - p), mask (bool)].
+// (input, p, relu) -> [output = f(input) * mask / (1 - p), mask (bool)],
+// f = ReLU when relu, else the identity; with relu the mask is also false
+// where the input is negative or zero.
 std::vector<at::Tensor> dropout_cpu_forward(const at::Tensor& input,
-                                            double p);
+                                            double p, bool relu);
 
 // grad_output * mask * scale.
 at::Tensor dropout_cpu_backward(const at::Tensor& grad_output,
