@@ -45,12 +45,13 @@ def test_bf16_autocast_trains_with_float32_locations_and_costs(
     kernel = ms_deform_attn.multi_scale_deformable_attn
 
     def recording_kernel(value, spatial_shapes, level_start_index,
-                         locations, weights, im2col_step):
+                         locations, weights, im2col_step,
+                         value_padding_mask):
         dtypes['value'].add(value.dtype)
         dtypes['locations'].add(locations.dtype)
         dtypes['weights'].add(weights.dtype)
         return kernel(value, spatial_shapes, level_start_index, locations,
-                      weights, im2col_step)
+                      weights, im2col_step, value_padding_mask)
 
     monkeypatch.setattr(ms_deform_attn, 'multi_scale_deformable_attn',
                         recording_kernel)

@@ -181,6 +181,48 @@ def test_kernel_backward_matches_reference(shapes, dtype, tol):
 
 
 @needs_kernel
+@pytest.mark.parametrize('dtype,tol', [(torch.float32, 1e-5),
+                                       (torch.float64, 1e-10)])
+def test_kernel_padding_mask_is_zeroed_value(dtype, tol):
+    """Padded tokens sample as zero and get no gradient: the same as the
+    reference on a value zeroed there, in output and in every gradient."""
+    inputs = list(make_inputs(SHAPES, dtype=dtype, seed=5))
+    value = inputs[0]
+    gen = torch.Generator().manual_seed(6)
+    padded = torch.rand(value.shape[:2], generator=gen) < 0.3  # B, S
+    value.add_(1.0)  # no zero rows: a skipped padded row must show
+    grad_output = torch.randn(2, 9, 3 * 5, dtype=dtype)
+
+    def kernel(v, *rest):
+        return multi_scale_deformable_attn(v, *rest,
+                                           value_padding_mask=padded)
+
+    def zeroed(v, *rest):
+        return reference(v.masked_fill(padded[..., None, None], 0.0), *rest)
+
+    torch.testing.assert_close(kernel(*inputs), zeroed(*inputs), atol=tol,
+                               rtol=0)
+    kernel_grads = grads(kernel, inputs, grad_output)
+    for name, g_kernel, g_ref in zip(('value', 'locations', 'weights'),
+                                     kernel_grads,
+                                     grads(zeroed, inputs, grad_output)):
+        assert_close_to_scale(g_kernel, g_ref, tol)
+    assert kernel_grads[0][padded].abs().max() == 0
+    assert kernel_grads[0][~padded].abs().max() > 0
+
+
+def test_padding_mask_without_kernel_zeroes_value(monkeypatch):
+    monkeypatch.setattr(ms_deform_attn_func, '_C', None)
+    monkeypatch.setattr(ms_deform_attn_func, '_warned_missing_kernel', True)
+    value, *rest = make_inputs(SHAPES)
+    padded = torch.zeros(value.shape[:2], dtype=torch.bool)
+    padded[:, 3:40] = True
+    torch.testing.assert_close(
+        multi_scale_deformable_attn(value, *rest, value_padding_mask=padded),
+        reference(value.masked_fill(padded[..., None, None], 0.0), *rest))
+
+
+@needs_kernel
 def test_kernel_gradcheck():
     shapes = ((3, 4), (2, 3), (1, 1))
     value, spatial_shapes, level_start_index, _, weights = make_inputs(

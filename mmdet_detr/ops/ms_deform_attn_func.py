@@ -33,17 +33,20 @@ _KERNEL_DTYPES = (torch.float32, torch.float64)
 
 class MultiScaleDeformableAttnCPUFunction(Function):
     """Autograd wrapper of the CPU kernel; inputs as in
-    :func:`multi_scale_deformable_attn`, contiguous and of one dtype."""
+    :func:`multi_scale_deformable_attn`, contiguous and of one dtype, the
+    padding mask bool or None."""
 
     @staticmethod
     def forward(ctx, value: Tensor, spatial_shapes: Tensor,
                 level_start_index: Tensor, sampling_locations: Tensor,
-                attention_weights: Tensor) -> Tensor:
+                attention_weights: Tensor,
+                value_padding_mask: Optional[Tensor]) -> Tensor:
         ctx.save_for_backward(value, spatial_shapes, level_start_index,
-                              sampling_locations, attention_weights)
+                              sampling_locations, attention_weights,
+                              value_padding_mask)
         return _C.ms_deform_attn_cpu_forward(
             value, spatial_shapes, level_start_index, sampling_locations,
-            attention_weights)  # B, Q, M*D
+            attention_weights, value_padding_mask)  # B, Q, M*D
 
     @staticmethod
     @once_differentiable
@@ -51,7 +54,7 @@ class MultiScaleDeformableAttnCPUFunction(Function):
         grad_value, grad_locations, grad_weights = (
             _C.ms_deform_attn_cpu_backward(*ctx.saved_tensors,
                                            grad_output.contiguous()))
-        return grad_value, None, None, grad_locations, grad_weights
+        return grad_value, None, None, grad_locations, grad_weights, None
 
 
 def cpu_kernel_available() -> bool:
@@ -79,7 +82,9 @@ def multi_scale_deformable_attn(value: Tensor,
                                 level_start_index: Tensor,
                                 sampling_locations: Tensor,
                                 attention_weights: Tensor,
-                                im2col_step: int = 64) -> Tensor:
+                                im2col_step: int = 64,
+                                value_padding_mask: Optional[Tensor] = None
+                                ) -> Tensor:
     """Bilinearly sample every level at the given points and sum by weight.
 
     Args:
@@ -92,11 +97,17 @@ def multi_scale_deformable_attn(value: Tensor,
         attention_weights: (B, Q, M, L, P) weights, softmax-normalised over
             L * P by the caller.
         im2col_step: batch chunk of mmcv's CUDA kernel; unused elsewhere.
+        value_padding_mask: (B, S) bool, True at tokens whose value counts
+            as zero (and gets no gradient), or None. The CPU kernel skips
+            them as it samples; the other paths zero them first.
 
     Returns:
         (B, Q, M * D) the attended values of every head, heads concatenated,
         in value's dtype.
     """
+    if value_padding_mask is not None and (value.device.type != 'cpu'
+                                           or _C is None):
+        value = value.masked_fill(value_padding_mask[..., None, None], 0.0)
     if value.is_cuda:
         # Imported here: mmcv.ops loads mmcv's compiled extension.
         from mmcv.ops.multi_scale_deform_attn import \
@@ -122,5 +133,7 @@ def multi_scale_deformable_attn(value: Tensor,
         spatial_shapes.long().contiguous(),
         level_start_index.long().contiguous(),
         sampling_locations.to(dtype).contiguous(),
-        attention_weights.to(dtype).contiguous())  # B, Q, M*D
+        attention_weights.to(dtype).contiguous(),
+        None if value_padding_mask is None else
+        value_padding_mask.bool().contiguous())  # B, Q, M*D
     return output.to(value.dtype)

@@ -8,6 +8,7 @@ import warnings
 from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmdet_detr.ops import multi_scale_deformable_attn
@@ -85,6 +86,26 @@ class MultiScaleDeformableAttention(nn.Module):
             nn.init.xavier_uniform_(proj.weight)
             nn.init.constant_(proj.bias, 0.)
 
+    def _normalized_offsets(self, query: Tensor,
+                            spatial_shapes: Tensor) -> Tensor:
+        """The sampling offsets in pixels of each level divided by that
+        level's ``(W_l, H_l)``: (B, Q, M, L, P, 2) float32.
+
+        The division is applied to the rows of ``sampling_offsets`` (a
+        (M * L * P * 2, C) matrix) rather than to its (B, Q, M, L, P, 2)
+        output, which saves two passes over that output in the forward
+        and backward passes; the result differs in rounding only.
+        """
+        B, Q, _ = query.shape
+        M, L, P = self.num_heads, self.num_levels, self.num_points
+        inverse = 1.0 / spatial_shapes.flip(-1).to(
+            self.sampling_offsets.weight.dtype)  # L, 2 as 1 / (W_l, H_l)
+        row_scale = inverse[None, :, None, :].expand(M, L, P, 2).reshape(-1)
+        offsets = F.linear(query,
+                           self.sampling_offsets.weight * row_scale[:, None],
+                           self.sampling_offsets.bias * row_scale)
+        return offsets.float().view(B, Q, M, L, P, 2)
+
     def forward(self, query: Tensor, value: Tensor, value_padding_mask: Tensor,
                 reference_points: Tensor, spatial_shapes: Tensor,
                 level_start_index: Tensor) -> Tensor:
@@ -107,20 +128,17 @@ class MultiScaleDeformableAttention(nn.Module):
         B, Q, _ = query.shape
         S = value.shape[1]
         M, L, P = self.num_heads, self.num_levels, self.num_points
-        value = self.value_proj(value)  # B, S, C
-        value = value.masked_fill(value_padding_mask[..., None], 0.0)
-        value = value.view(B, S, M, -1)  # B, S, M, D
+        value = self.value_proj(value).view(B, S, M, -1)  # B, S, M, D
         # Under mixed precision, locations and weights are float32: in
         # bfloat16 a location near 1 is off by up to 1/256 of the map.
-        offsets = self.sampling_offsets(query).float().view(B, Q, M, L, P, 2)
         weights = self.attention_weights(query).float().view(B, Q, M, L * P)
         weights = weights.softmax(-1).view(B, Q, M, L, P)
         if reference_points.shape[-1] == 2:
-            # Offsets are in pixels of each level: divide by (W_l, H_l).
-            normalizer = spatial_shapes.flip(-1).to(offsets.dtype)  # L, 2
-            locations = (reference_points[:, :, None, :, None, :] +
-                         offsets / normalizer[None, None, None, :, None, :])
+            offsets = self._normalized_offsets(query, spatial_shapes)
+            locations = reference_points[:, :, None, :, None, :] + offsets
         elif reference_points.shape[-1] == 4:
+            offsets = self.sampling_offsets(query).float().view(
+                B, Q, M, L, P, 2)
             locations = (reference_points[:, :, None, :, None, :2] +
                          offsets / P * reference_points[:, :, None, :, None,
                                                         2:] * 0.5)
@@ -132,9 +150,11 @@ class MultiScaleDeformableAttention(nn.Module):
         if self.sampling_observer is not None:
             self.sampling_observer(reference_points, locations, weights,
                                    spatial_shapes)
+        # Padded values count as zero: the kernel skips them.
         output = multi_scale_deformable_attn(value, spatial_shapes,
                                              level_start_index, locations,
-                                             weights, self.im2col_step)
+                                             weights, self.im2col_step,
+                                             value_padding_mask)
         return self.output_proj(output)  # B, Q, C
 
 

@@ -81,10 +81,27 @@ MSDA_ALWAYS_INLINE inline bool locate(scalar_t loc_x, scalar_t loc_y,
   return true;
 }
 
+// Treats corners on padded tokens as outside the map: they sample zero and
+// receive no gradient, as if value had been zeroed there. `padded` points at
+// the level's first token of one image, or is null when nothing is padded.
+template <typename scalar_t>
+MSDA_ALWAYS_INLINE inline void drop_padded(const bool* padded,
+                                           BilinearPoint<scalar_t>& pt) {
+  if (padded == nullptr) {
+    return;
+  }
+  for (int k = 0; k < 4; ++k) {
+    if (pt.pixel[k] >= 0 && padded[pt.pixel[k]]) {
+      pt.pixel[k] = -1;
+    }
+  }
+}
+
 void check_inputs(const at::Tensor& value, const at::Tensor& spatial_shapes,
                   const at::Tensor& level_start_index,
                   const at::Tensor& sampling_locations,
-                  const at::Tensor& attention_weights) {
+                  const at::Tensor& attention_weights,
+                  const c10::optional<at::Tensor>& value_padding_mask) {
   const at::Tensor* tensors[] = {&value, &spatial_shapes, &level_start_index,
                                  &sampling_locations, &attention_weights};
   const char* names[] = {"value", "spatial_shapes", "level_start_index",
@@ -158,6 +175,15 @@ void check_inputs(const at::Tensor& value, const at::Tensor& spatial_shapes,
                   "level");
     }
   }
+  if (value_padding_mask.has_value()) {
+    const at::Tensor& mask = *value_padding_mask;
+    TORCH_CHECK(mask.device().is_cpu() && mask.is_contiguous() &&
+                    mask.scalar_type() == at::kBool &&
+                    mask.sizes() == at::IntArrayRef({B, S}),
+                "ms_deform_attn_cpu: value_padding_mask must be a contiguous "
+                "bool CPU tensor of shape (B, S) = (", B, ", ", S, "), got ",
+                mask.scalar_type(), " ", mask.sizes());
+  }
 }
 
 // Pointers and sizes of one call; all tensors contiguous.
@@ -168,7 +194,13 @@ struct Problem {
   const int64_t* starts;        // L
   const scalar_t* locations;    // B, Q, M, L, P, 2
   const scalar_t* weights;      // B, Q, M, L, P
+  const bool* padded;           // B, S, True at padded tokens; or null
   int64_t B, S, Q, M, D, L, P;
+
+  // padded + (b, first token of level l), or null.
+  const bool* padded_level(int64_t b, int64_t l) const {
+    return padded == nullptr ? nullptr : padded + b * S + starts[l];
+  }
 };
 
 // Forward of the tasks [begin, end), one task per (b, m, q) with q fastest:
@@ -195,10 +227,12 @@ MSDA_ALWAYS_INLINE inline void forward_tasks(const Problem<scalar_t>& pb,
     for (int64_t l = 0; l < L; ++l) {
       const int64_t H = pb.shapes[2 * l], W = pb.shapes[2 * l + 1];
       const scalar_t* value_l = value_bm + pb.starts[l] * row_stride;
+      const bool* padded = pb.padded_level(b, l);
       for (int64_t p = 0; p < P; ++p, loc += 2, ++weight) {
         if (!locate(loc[0], loc[1], H, W, pt)) {
           continue;
         }
+        drop_padded(padded, pt);
         const scalar_t* v[4];
         scalar_t c[4];  // attention weight times bilinear weight
         for (int k = 0; k < 4; ++k) {
@@ -221,7 +255,8 @@ MSDA_ALWAYS_INLINE inline void forward_tasks(const Problem<scalar_t>& pb,
 // levels' rows of grad_value[b, :, m, :] (levels do not overlap), so no two
 // threads add into the same row. It walks queries, then levels, then points
 // in order, so every row receives its terms in the same order whatever the
-// grouping. Gradients are zero on entry.
+// grouping. grad_value is zero on entry; every gradient of a location and
+// weight is written once.
 template <typename scalar_t>
 MSDA_ALWAYS_INLINE inline void backward_tasks(
     const Problem<scalar_t>& pb, const scalar_t* grad_output,
@@ -252,11 +287,14 @@ MSDA_ALWAYS_INLINE inline void backward_tasks(
         const scalar_t* weight = pb.weights + point;
         scalar_t* grad_loc = grad_locations + point * 2;
         scalar_t* grad_weight = grad_weights + point;
+        const bool* padded = pb.padded_level(b, l);
         for (int64_t p = 0; p < P;
              ++p, loc += 2, ++weight, grad_loc += 2, ++grad_weight) {
           if (!locate(loc[0], loc[1], H, W, pt)) {
-            continue;  // zero gradients
+            grad_loc[0] = grad_loc[1] = *grad_weight = scalar_t(0);
+            continue;
           }
+          drop_padded(padded, pt);
           const scalar_t a = *weight;
           const scalar_t* v[4];
           scalar_t* gv[4];
@@ -374,12 +412,14 @@ Problem<scalar_t> make_problem(const at::Tensor& value,
                                const at::Tensor& spatial_shapes,
                                const at::Tensor& level_start_index,
                                const at::Tensor& sampling_locations,
-                               const at::Tensor& attention_weights) {
+                               const at::Tensor& attention_weights,
+                               const c10::optional<at::Tensor>& padding) {
   return {value.data_ptr<scalar_t>(),
           spatial_shapes.data_ptr<int64_t>(),
           level_start_index.data_ptr<int64_t>(),
           sampling_locations.data_ptr<scalar_t>(),
           attention_weights.data_ptr<scalar_t>(),
+          padding.has_value() ? padding->data_ptr<bool>() : nullptr,
           /*B=*/value.size(0),
           /*S=*/value.size(1),
           /*Q=*/sampling_locations.size(1),
@@ -395,9 +435,10 @@ at::Tensor ms_deform_attn_cpu_forward(const at::Tensor& value,
                                       const at::Tensor& spatial_shapes,
                                       const at::Tensor& level_start_index,
                                       const at::Tensor& sampling_locations,
-                                      const at::Tensor& attention_weights) {
+                                      const at::Tensor& attention_weights,
+                                      const c10::optional<at::Tensor>& value_padding_mask) {
   check_inputs(value, spatial_shapes, level_start_index, sampling_locations,
-               attention_weights);
+               attention_weights, value_padding_mask);
   const int64_t B = value.size(0), M = value.size(2), D = value.size(3);
   const int64_t Q = sampling_locations.size(1);
   at::Tensor output = at::zeros({B, Q, M * D}, value.options());
@@ -406,7 +447,8 @@ at::Tensor ms_deform_attn_cpu_forward(const at::Tensor& value,
     forward_kernel(make_problem<scalar_t>(value, spatial_shapes,
                                           level_start_index,
                                           sampling_locations,
-                                          attention_weights),
+                                          attention_weights,
+                                          value_padding_mask),
                    output.data_ptr<scalar_t>());
   });
   return output;
@@ -415,9 +457,11 @@ at::Tensor ms_deform_attn_cpu_forward(const at::Tensor& value,
 std::vector<at::Tensor> ms_deform_attn_cpu_backward(
     const at::Tensor& value, const at::Tensor& spatial_shapes,
     const at::Tensor& level_start_index, const at::Tensor& sampling_locations,
-    const at::Tensor& attention_weights, const at::Tensor& grad_output) {
+    const at::Tensor& attention_weights,
+    const c10::optional<at::Tensor>& value_padding_mask,
+    const at::Tensor& grad_output) {
   check_inputs(value, spatial_shapes, level_start_index, sampling_locations,
-               attention_weights);
+               attention_weights, value_padding_mask);
   const int64_t B = value.size(0), M = value.size(2), D = value.size(3);
   const int64_t Q = sampling_locations.size(1);
   TORCH_CHECK(grad_output.device().is_cpu() && grad_output.is_contiguous() &&
@@ -428,14 +472,15 @@ std::vector<at::Tensor> ms_deform_attn_cpu_backward(
               M * D, "), got ", grad_output.scalar_type(), " ",
               grad_output.sizes());
   at::Tensor grad_value = at::zeros_like(value);
-  at::Tensor grad_locations = at::zeros_like(sampling_locations);
-  at::Tensor grad_weights = at::zeros_like(attention_weights);
+  at::Tensor grad_locations = at::empty_like(sampling_locations);
+  at::Tensor grad_weights = at::empty_like(attention_weights);
   AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_cpu_backward",
                              [&] {
     backward_kernel(make_problem<scalar_t>(value, spatial_shapes,
                                            level_start_index,
                                            sampling_locations,
-                                           attention_weights),
+                                           attention_weights,
+                                           value_padding_mask),
                     grad_output.data_ptr<scalar_t>(),
                     grad_value.data_ptr<scalar_t>(),
                     grad_locations.data_ptr<scalar_t>(),
