@@ -31,6 +31,10 @@ def parse_args():
     parser.add_argument('--compare-mmdet', action='store_true',
                         help="also time mmdet 3.3's model on the same "
                         'weights and inputs, interleaved')
+    parser.add_argument('--retain-freed-memory', action='store_true',
+                        help='CPU: keep freed host memory for reuse, as '
+                        'tools/train.py does without a GPU, for both models '
+                        "(default: glibc's allocator as it is)")
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads (default: torch\'s '
                         'default, one per core)')
@@ -52,7 +56,8 @@ def main():
                 raise ValueError(f'--threads {args.threads}: at least 1')
             torch.set_num_threads(args.threads)
         result = run_benchmark(args.config, args.size, args.batch,
-                               args.device, args.steps, args.compare_mmdet)
+                               args.device, args.steps, args.compare_mmdet,
+                               args.retain_freed_memory)
     except ValueError as error:
         parser.error(str(error))
     print(format_report(result))

@@ -19,6 +19,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from torch import nn
 
+from mmdet_detr.engine.host_memory import retain_freed_memory
 from .inputs import synthetic_batch
 from .mmdet_equivalent import build_model_pair, quiet_logger
 from .part_timer import ROWS, TOTALS, PartTimer, clock
@@ -69,6 +70,7 @@ def run_benchmark(config: str,
                   device: str = 'cpu',
                   steps: int = 5,
                   compare_mmdet: bool = False,
+                  retain_memory: bool = False,
                   seed: int = 0,
                   log=print) -> dict:
     """Benchmark ``config``'s model; the figures as a dict.
@@ -80,6 +82,10 @@ def run_benchmark(config: str,
         device: ``'cpu'`` or ``'cuda'``.
         steps: timed rounds (after one warm-up round).
         compare_mmdet: also build and time mmdet's equivalent model.
+        retain_memory: on CPU, keep freed host memory for reuse, as
+            ``tools/train.py`` does without a GPU
+            (:mod:`mmdet_detr.engine.host_memory`); it holds for the whole
+            process, so for both models alike.
         seed: weights and inputs.
         log: called with progress lines.
 
@@ -93,13 +99,16 @@ def run_benchmark(config: str,
         ``inference_speedup`` (mmdet's median time / this project's), the
         same for CPU time (``train_step_cpu_speedup``,
         ``inference_cpu_speedup``), ``train_memory_ratio`` (this project's
-        peak / mmdet's) and ``predictions_max_difference``.
+        peak / mmdet's) and ``predictions_max_difference``;
+        ``retain_freed_memory``: whether freed host memory is kept for
+        reuse (CPU with glibc, :mod:`mmdet_detr.engine.host_memory`).
     """
     if steps < 1:
         raise ValueError(f'--steps {steps}: at least one timed step needed')
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise ValueError('--device cuda: torch sees no GPU here; use --device '
                          'cpu')
+    retained = retain_memory and device == 'cpu' and retain_freed_memory()
     cfg = Config.fromfile(config)
     num_classes = cfg.model['bbox_head']['num_classes']
     ours, reference = build_model_pair(cfg.model, compare_mmdet, seed=seed)
@@ -110,6 +119,7 @@ def run_benchmark(config: str,
                                       seed=seed, device=device)
     result = dict(config=config, size=size, batch=batch, device=device,
                   steps=steps, threads=torch.get_num_threads(),
+                  retain_freed_memory=retained,
                   machine=_machine(device), torch=torch.__version__)
     if reference is not None:
         result['predictions_max_difference'] = predictions_max_difference(

@@ -13,7 +13,9 @@ def format_report(result: dict) -> str:
         f"{result['config']}: batch {result['batch']} x "
         f"{result['size']}x{result['size']}, {result['device']} "
         f"({result['machine']}), {result['threads']} threads, torch "
-        f"{result['torch']}, {result['steps']} timed rounds",
+        f"{result['torch']}, {result['steps']} timed rounds" +
+        (', freed host memory retained (both models)'
+         if result.get('retain_freed_memory') else ''),
         '',
         f"{'seconds':28s}" + ''.join(f'{n:>24s}' for n in names) +
         (f"{'mmdet / mmdet_detr':>20s}" if len(names) == 2 else ''),

@@ -17,6 +17,8 @@ from mmengine.runner import Runner
 from mmdet_detr.registry import RUNNERS
 from .config_check import check_config
 from .distributed import prepare_cpu_distributed
+from .host_memory import ENV_VAR as RETAIN_MEMORY_ENV_VAR
+from .host_memory import retain_freed_memory
 
 __all__ = [
     'add_launcher_args', 'add_dump_metric', 'apply_resume', 'build_runner',
@@ -191,12 +193,21 @@ def build_runner(cfg: Config) -> Runner:
     """mmengine's Runner, or the ``runner_type`` the config names.
 
     Without a GPU, a distributed launcher gets a gloo process group first
-    (see :mod:`mmdet_detr.engine.distributed`).
+    (see :mod:`mmdet_detr.engine.distributed`), and freed host memory is
+    kept for reuse (:mod:`mmdet_detr.engine.host_memory`).
     """
     prepare_cpu_distributed(cfg)
+    retained = not torch.cuda.is_available() and retain_freed_memory()
     if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    if retained:
+        runner.logger.info(
+            'No GPU: freed host memory is kept for reuse (glibc malloc '
+            f'without mmap or trimming); {RETAIN_MEMORY_ENV_VAR}=0 turns '
+            'this off')
+    return runner
 
 
 def add_dump_metric(runner: Runner, out: str) -> None:
