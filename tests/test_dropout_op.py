@@ -3,8 +3,9 @@ masked alike, reproducible from torch's seed and independent of threads."""
 import pytest
 import torch
 
-from mmdet_detr.ops import (Dropout, ReLUDropout, cpu_kernel_available,
-                            dropout, relu_dropout)
+from mmdet_detr.ops import (Dropout, ReLUDropout, ResidualDropout,
+                            cpu_kernel_available, dropout, dropout_add,
+                            relu_dropout)
 from mmdet_detr.ops import dropout_func
 
 needs_kernel = pytest.mark.skipif(
@@ -62,6 +63,34 @@ def test_relu_dropout_is_dropout_of_relu_with_one_mask():
     passes = (x > 0) & (plain != 0)
     torch.testing.assert_close(leaf.grad[~nan],
                                (grad * passes / 0.75)[~nan])
+
+
+@needs_kernel
+def test_dropout_add_is_residual_plus_dropout_with_one_mask():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3000, 5, dtype=torch.float64)
+    residual = torch.randn_like(x)
+    torch.manual_seed(11)
+    plain = dropout(x, 0.2, training=True)
+    torch.manual_seed(11)
+    leaves = [t.clone().requires_grad_() for t in (residual, x)]
+    fused = dropout_add(*leaves, 0.2, training=True)
+    torch.testing.assert_close(fused, residual + plain)
+    grad = torch.randn_like(x)
+    fused.backward(grad)
+    torch.testing.assert_close(leaves[0].grad, grad)
+    torch.testing.assert_close(leaves[1].grad, grad * (plain != 0) / 0.8)
+
+
+def test_dropout_add_eval_and_mixed_dtypes():
+    x = torch.randn(4, 6)
+    residual = torch.randn(4, 6, dtype=torch.float64)
+    module = ResidualDropout(0.5)
+    torch.testing.assert_close(module.eval()(residual, x), residual + x)
+    y = module.train()(residual, x)  # dtypes differ: residual + dropout(x)
+    assert y.dtype == torch.float64
+    dropped = (y - residual).float()
+    assert ((dropped.abs() < 1e-6) | ((dropped - 2 * x).abs() < 1e-5)).all()
 
 
 @pytest.mark.parametrize('kernel', [True, False])

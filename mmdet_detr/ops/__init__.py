@@ -3,10 +3,11 @@ from .ms_deform_attn_func import (MultiScaleDeformableAttnCPUFunction,
                                   cpu_kernel_available,
                                   multi_scale_deformable_attn)
 from .ms_deform_attn_pytorch import ms_deform_attn_pytorch
-from .dropout_func import Dropout, ReLUDropout, dropout, relu_dropout
+from .dropout_func import (Dropout, ReLUDropout, ResidualDropout, dropout,
+                           dropout_add, relu_dropout)
 
 __all__ = [
     'Dropout', 'MultiScaleDeformableAttnCPUFunction', 'ReLUDropout',
-    'cpu_kernel_available', 'dropout', 'ms_deform_attn_pytorch',
-    'multi_scale_deformable_attn', 'relu_dropout'
+    'ResidualDropout', 'cpu_kernel_available', 'dropout', 'dropout_add',
+    'ms_deform_attn_pytorch', 'multi_scale_deformable_attn', 'relu_dropout'
 ]

@@ -14,8 +14,11 @@ compiled kernel, use ``torch.nn.functional.dropout``.
 :func:`relu_dropout` is ``dropout(relu(x))`` in that same pass: the saved
 mask is "kept and positive", so the ReLU needs no pass, tensor or backward
 of its own (the FFN's hidden activation is the largest tensor of an encoder
-layer).
+layer). :func:`dropout_add` is ``residual + dropout(x)``, the residual sum
+of a transformer layer, in that same pass too.
 """
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,17 +30,19 @@ from .ms_deform_attn_func import _C
 class _DropoutCPUFunction(Function):
 
     @staticmethod
-    def forward(ctx, x: Tensor, p: float, relu: bool) -> Tensor:
-        output, mask = _C.dropout_cpu_forward(x, p, relu)
+    def forward(ctx, x: Tensor, p: float, relu: bool,
+                residual: Optional[Tensor]) -> Tensor:
+        output, mask = _C.dropout_cpu_forward(x, p, relu, residual)
         ctx.save_for_backward(mask)
         ctx.scale = 1.0 / (1.0 - p)
+        ctx.with_residual = residual is not None
         return output
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         mask, = ctx.saved_tensors
-        return _C.dropout_cpu_backward(grad.contiguous(), mask,
-                                       ctx.scale), None, None
+        grad_x = _C.dropout_cpu_backward(grad.contiguous(), mask, ctx.scale)
+        return grad_x, None, None, grad if ctx.with_residual else None
 
 
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
@@ -46,7 +51,19 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
         return x
     if x.device.type != 'cpu' or _C is None or p >= 1.0:
         return F.dropout(x, p, training)
-    return _DropoutCPUFunction.apply(x.contiguous(), p, False)
+    return _DropoutCPUFunction.apply(x.contiguous(), p, False, None)
+
+
+def dropout_add(residual: Tensor, x: Tensor, p: float,
+                training: bool) -> Tensor:
+    """``residual + dropout(x, p, training)``, on CPU in one compiled pass
+    when both are contiguous-able tensors of one shape and dtype."""
+    if (not training or p == 0.0 or x.device.type != 'cpu' or _C is None
+            or p >= 1.0 or residual.shape != x.shape
+            or residual.dtype != x.dtype or residual.device != x.device):
+        return residual + dropout(x, p, training)
+    return _DropoutCPUFunction.apply(x.contiguous(), p, False,
+                                     residual.contiguous())
 
 
 def relu_dropout(x: Tensor, p: float, training: bool) -> Tensor:
@@ -55,7 +72,7 @@ def relu_dropout(x: Tensor, p: float, training: bool) -> Tensor:
         return F.relu(x)
     if x.device.type != 'cpu' or _C is None or p >= 1.0:
         return F.dropout(F.relu(x), p, training)
-    return _DropoutCPUFunction.apply(x.contiguous(), p, True)
+    return _DropoutCPUFunction.apply(x.contiguous(), p, True, None)
 
 
 class Dropout(nn.Module):
@@ -78,6 +95,18 @@ class Dropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f'p={self.p}'
+
+
+class ResidualDropout(Dropout):
+    """``residual + Dropout(p)(x)`` over :func:`dropout_add`.
+
+    Args:
+        p: the probability of zeroing an element of ``x``, in [0, 1].
+    """
+
+    def forward(self, residual: Tensor, x: Tensor) -> Tensor:
+        """(...), (...) of one shape -> (...)."""
+        return dropout_add(residual, x, self.p, self.training)
 
 
 class ReLUDropout(Dropout):

@@ -21,7 +21,7 @@ from .ms_deform_attn_pytorch import ms_deform_attn_pytorch
 try:
     from . import _C
     _C_IMPORT_ERROR: Optional[BaseException] = None
-except (ImportError, OSError) as error:  # not built, or built for another torch
+except (ImportError, OSError) as error:  # not built, or for another torch
     _C = None
     _C_IMPORT_ERROR = error
 

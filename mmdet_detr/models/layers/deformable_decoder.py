@@ -9,7 +9,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from mmdet_detr.ops import Dropout
+from mmdet_detr.ops import ResidualDropout
 from mmdet_detr.registry import MODELS
 from ..box_ops import inverse_sigmoid
 from .ffn import FFN
@@ -25,11 +25,11 @@ class DeformableDecoderLayer(nn.Module):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(
             embed_dims, num_heads, dropout=dropout, batch_first=True)
-        self.self_attn_dropout = Dropout(dropout)  # see ffn.py
+        self.self_attn_residual = ResidualDropout(dropout)  # see ffn.py
         self.self_attn_norm = nn.LayerNorm(embed_dims)
         self.cross_attn = MultiScaleDeformableAttention(
             embed_dims, num_heads, num_levels, num_points)
-        self.cross_attn_dropout = Dropout(dropout)  # see ffn.py
+        self.cross_attn_residual = ResidualDropout(dropout)  # see ffn.py
         self.cross_attn_norm = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, feedforward_channels, dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)
@@ -44,12 +44,12 @@ class DeformableDecoderLayer(nn.Module):
         # Positions go into queries and keys, not values (DETR).
         q = k = query + query_pos
         attended = self.self_attn(q, k, query, need_weights=False)[0]
-        query = self.self_attn_norm(query + self.self_attn_dropout(attended))
+        query = self.self_attn_norm(self.self_attn_residual(query, attended))
         attended = self.cross_attn(query + query_pos, memory,
                                    memory_padding_mask, reference_points,
                                    spatial_shapes, level_start_index)
-        query = self.cross_attn_norm(query + self.cross_attn_dropout(attended))
-        return self.ffn_norm(query + self.ffn(query))
+        query = self.cross_attn_norm(self.cross_attn_residual(query, attended))
+        return self.ffn_norm(self.ffn(query))
 
 
 @MODELS.register_module()

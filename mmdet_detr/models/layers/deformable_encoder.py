@@ -8,7 +8,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from mmdet_detr.ops import Dropout
+from mmdet_detr.ops import ResidualDropout
 from mmdet_detr.registry import MODELS
 from .ffn import FFN
 from .ms_deform_attn import MultiScaleDeformableAttention
@@ -23,7 +23,7 @@ class DeformableEncoderLayer(nn.Module):
         super().__init__()
         self.self_attn = MultiScaleDeformableAttention(
             embed_dims, num_heads, num_levels, num_points)
-        self.self_attn_dropout = Dropout(dropout)  # see ffn.py
+        self.self_attn_residual = ResidualDropout(dropout)  # see ffn.py
         self.self_attn_norm = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, feedforward_channels, dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)
@@ -35,8 +35,8 @@ class DeformableEncoderLayer(nn.Module):
         attended = self.self_attn(query + query_pos, query, padding_mask,
                                   reference_points, spatial_shapes,
                                   level_start_index)
-        query = self.self_attn_norm(query + self.self_attn_dropout(attended))
-        return self.ffn_norm(query + self.ffn(query))
+        query = self.self_attn_norm(self.self_attn_residual(query, attended))
+        return self.ffn_norm(self.ffn(query))
 
 
 @MODELS.register_module()

@@ -7,6 +7,7 @@ M heads.
 import torch
 from torch import Tensor, nn
 
+from mmdet_detr.ops import ResidualDropout
 from mmdet_detr.registry import MODELS
 from .ffn import FFN
 from .transformer_encoder import check_num_heads
@@ -22,11 +23,11 @@ class TransformerDecoderLayer(nn.Module):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(
             embed_dims, num_heads, dropout=dropout, batch_first=True)
-        self.self_attn_dropout = nn.Dropout(dropout)
+        self.self_attn_residual = ResidualDropout(dropout)  # see ffn.py
         self.self_attn_norm = nn.LayerNorm(embed_dims)
         self.cross_attn = nn.MultiheadAttention(
             embed_dims, num_heads, dropout=dropout, batch_first=True)
-        self.cross_attn_dropout = nn.Dropout(dropout)
+        self.cross_attn_residual = ResidualDropout(dropout)  # see ffn.py
         self.cross_attn_norm = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, feedforward_channels, dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)
@@ -37,13 +38,13 @@ class TransformerDecoderLayer(nn.Module):
         # Positions go into queries and keys, not values (DETR).
         q = k = query + query_pos
         attended = self.self_attn(q, k, query, need_weights=False)[0]
-        query = self.self_attn_norm(query + self.self_attn_dropout(attended))
+        query = self.self_attn_norm(self.self_attn_residual(query, attended))
         attended = self.cross_attn(
             query + query_pos, memory + memory_pos, memory,
             key_padding_mask=memory_padding_mask,
             need_weights=False)[0]  # B, Q, C
-        query = self.cross_attn_norm(query + self.cross_attn_dropout(attended))
-        return self.ffn_norm(query + self.ffn(query))
+        query = self.cross_attn_norm(self.cross_attn_residual(query, attended))
+        return self.ffn_norm(self.ffn(query))
 
 
 @MODELS.register_module()

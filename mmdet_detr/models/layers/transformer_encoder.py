@@ -5,6 +5,7 @@ Symbols: B batch, S = H * W tokens, C channels, M heads.
 """
 from torch import Tensor, nn
 
+from mmdet_detr.ops import ResidualDropout
 from mmdet_detr.registry import MODELS
 from .ffn import FFN
 
@@ -18,7 +19,7 @@ class TransformerEncoderLayer(nn.Module):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(
             embed_dims, num_heads, dropout=dropout, batch_first=True)
-        self.self_attn_dropout = nn.Dropout(dropout)
+        self.self_attn_residual = ResidualDropout(dropout)  # see ffn.py
         self.self_attn_norm = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, feedforward_channels, dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)
@@ -31,8 +32,8 @@ class TransformerEncoderLayer(nn.Module):
         attended = self.self_attn(
             q, k, query, key_padding_mask=padding_mask,
             need_weights=False)[0]  # B, S, C
-        query = self.self_attn_norm(query + self.self_attn_dropout(attended))
-        return self.ffn_norm(query + self.ffn(query))
+        query = self.self_attn_norm(self.self_attn_residual(query, attended))
+        return self.ffn_norm(self.ffn(query))
 
 
 @MODELS.register_module()

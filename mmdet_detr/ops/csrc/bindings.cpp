@@ -23,9 +23,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("attention_weights"), py::arg("value_padding_mask"),
         py::arg("grad_output"));
   m.def("dropout_cpu_forward", &mmdet_detr::dropout_cpu_forward,
-        "Dropout on CPU with a Philox Bernoulli mask, after a ReLU when relu: "
-        "(input contiguous, p, relu) -> [output, mask (bool)]",
-        py::arg("input"), py::arg("p"), py::arg("relu"));
+        "Dropout on CPU with a Philox Bernoulli mask, after a ReLU when relu, "
+        "plus residual when given: (input contiguous, p, relu, residual or "
+        "None) -> [output, mask (bool)]",
+        py::arg("input"), py::arg("p"), py::arg("relu"), py::arg("residual"));
   m.def("dropout_cpu_backward", &mmdet_detr::dropout_cpu_backward,
         "grad_output * mask * scale", py::arg("grad_output"),
         py::arg("mask"), py::arg("scale"));

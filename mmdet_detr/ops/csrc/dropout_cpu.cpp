@@ -13,6 +13,9 @@
 // rounds vectorise, in a build for AVX-512 or AVX2 when the CPU has them;
 // all builds compute the same integers. Applying the mask is branch-free.
 //
+// With a residual, the output is residual + dropout(input), so the residual
+// sum of a transformer layer costs no pass of its own either.
+//
 // With relu, the input first goes through a ReLU and the saved mask is
 // "kept and not negative", so the same backward serves both and the
 // activation costs neither a pass nor a tensor of its own. NaN inputs stay
@@ -130,20 +133,25 @@ inline double scaled_or_zero(double x, double s, uint32_t keep) {
 
 // Keeps element i when words[i] <= last_kept and, unless keep_negative is 1,
 // x[i] is not negative or zero (!(x <= 0) rather than x > 0: a NaN passes,
-// as through torch.relu); writes the mask and x * s or 0. Branch-free (&
-// instead of &&), so that it vectorises.
-template <typename scalar_t, typename opmath_t>
-void apply_mask(const scalar_t* __restrict__ x, const uint32_t* __restrict__ words,
-                int64_t count, uint32_t last_kept, uint32_t keep_negative,
-                opmath_t s, scalar_t* __restrict__ out,
-                uint8_t* __restrict__ mask) {
+// as through torch.relu); writes the mask and x * s or 0, plus residual[i]
+// when kResidual. Branch-free (& instead of &&), so that it vectorises.
+template <typename scalar_t, typename opmath_t, bool kResidual>
+void apply_mask(const scalar_t* __restrict__ x,
+                const scalar_t* __restrict__ residual,
+                const uint32_t* __restrict__ words, int64_t count,
+                uint32_t last_kept, uint32_t keep_negative, opmath_t s,
+                scalar_t* __restrict__ out, uint8_t* __restrict__ mask) {
   for (int64_t i = 0; i < count; ++i) {
     const opmath_t xi = static_cast<opmath_t>(x[i]);
     const uint32_t k = static_cast<uint32_t>(words[i] <= last_kept) &
                        (static_cast<uint32_t>(!(xi <= opmath_t(0))) |
                         keep_negative);
     mask[i] = static_cast<uint8_t>(k);
-    out[i] = static_cast<scalar_t>(scaled_or_zero(xi, s, k));
+    opmath_t y = scaled_or_zero(xi, s, k);
+    if (kResidual) {
+      y += static_cast<opmath_t>(residual[i]);
+    }
+    out[i] = static_cast<scalar_t>(y);
   }
 }
 
@@ -170,10 +178,19 @@ PhiloxBlock select_philox_block() {
 
 }  // namespace
 
-std::vector<at::Tensor> dropout_cpu_forward(const at::Tensor& input,
-                                            double p, bool relu) {
+std::vector<at::Tensor> dropout_cpu_forward(
+    const at::Tensor& input, double p, bool relu,
+    const c10::optional<at::Tensor>& residual) {
   TORCH_CHECK(input.device().is_cpu() && input.is_contiguous(),
               "dropout_cpu_forward: input must be a contiguous CPU tensor");
+  TORCH_CHECK(!residual.has_value() ||
+                  (residual->is_contiguous() &&
+                   residual->sizes() == input.sizes() &&
+                   residual->scalar_type() == input.scalar_type() &&
+                   residual->device().is_cpu()),
+              "dropout_cpu_forward: residual must be a contiguous CPU tensor "
+              "of input's shape ", input.sizes(), " and dtype ",
+              input.scalar_type());
   TORCH_CHECK(p > 0.0 && p < 1.0,
               "dropout_cpu_forward: p must be in (0, 1), got ", p);
   const double keep = 1.0 - p;
@@ -196,6 +213,8 @@ std::vector<at::Tensor> dropout_cpu_forward(const at::Tensor& input,
       [&] {
         using opmath_t = at::opmath_type<scalar_t>;
         const scalar_t* in = input.data_ptr<scalar_t>();
+        const scalar_t* res =
+            residual.has_value() ? residual->data_ptr<scalar_t>() : nullptr;
         scalar_t* out = output.data_ptr<scalar_t>();
         bool* keep_mask = mask.data_ptr<bool>();
         const opmath_t s = static_cast<opmath_t>(scale);
@@ -209,9 +228,17 @@ std::vector<at::Tensor> dropout_cpu_forward(const at::Tensor& input,
             philox_block(seed, static_cast<uint64_t>(b),
                          (count + 4 * kLanes - 1) / (4 * kLanes) * 4 * kLanes,
                          words);
-            apply_mask<scalar_t, opmath_t>(
-                in + start, words, count, last_kept, keep_negative, s,
-                out + start, reinterpret_cast<uint8_t*>(keep_mask + start));
+            uint8_t* mask_block =
+                reinterpret_cast<uint8_t*>(keep_mask + start);
+            if (res != nullptr) {
+              apply_mask<scalar_t, opmath_t, true>(
+                  in + start, res + start, words, count, last_kept,
+                  keep_negative, s, out + start, mask_block);
+            } else {
+              apply_mask<scalar_t, opmath_t, false>(
+                  in + start, nullptr, words, count, last_kept,
+                  keep_negative, s, out + start, mask_block);
+            }
           }
         });
       });
