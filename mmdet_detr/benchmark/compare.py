@@ -7,6 +7,7 @@ machine's load hits both alike. A warm-up round precedes the timed ones,
 and the peak memory of a step is measured in an untimed run of its own.
 """
 import copy
+import logging
 import os
 import platform
 import statistics
@@ -35,8 +36,10 @@ def _optim_wrapper(cfg: Config, model: nn.Module, scope: str):
         raise ValueError(f'{cfg.filename}: the benchmark times the '
                          'optimizer of the config, and it has no '
                          '`optim_wrapper`')
-    # quiet: mmengine logs the settings of every parameter.
-    with DefaultScope.overwrite_default_scope(scope), quiet_logger():
+    # quiet: mmengine logs the settings of every parameter, and warns about
+    # every frozen one (the backbone's norms and first stage).
+    with DefaultScope.overwrite_default_scope(scope), \
+            quiet_logger(logging.ERROR):
         return build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
 
 

@@ -41,15 +41,15 @@ _STACK_DEFAULTS = dict(num_layers=6, num_heads=8, num_points=4,
 
 
 @contextmanager
-def quiet_logger() -> Iterator[None]:
-    """mmengine's current logger at WARNING level inside the block."""
+def quiet_logger(level: int = logging.WARNING) -> Iterator[None]:
+    """mmengine's current logger at ``level`` inside the block."""
     logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
+    previous = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.setLevel(previous)
 
 
 def mmdet_model_config(model: dict) -> dict:
