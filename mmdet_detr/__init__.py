@@ -1,4 +1,5 @@
-"""DETR and Deformable DETR for the OpenMMLab ecosystem (scope ``mmdet_detr``)."""
+"""DETR and Deformable DETR for the OpenMMLab ecosystem (scope
+``mmdet_detr``)."""
 from .env_check import check_install
 
 __version__ = '0.1.0'

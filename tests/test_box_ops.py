@@ -3,8 +3,7 @@ import torch
 from mmdet.structures.bbox import bbox_overlaps
 
 from mmdet_detr.models.box_ops import (aligned_generalized_box_iou,
-                                       box_cxcywh_to_xyxy,
-                                       box_xyxy_to_cxcywh,
+                                       box_cxcywh_to_xyxy, box_xyxy_to_cxcywh,
                                        generalized_box_iou, inverse_sigmoid)
 
 
@@ -37,12 +36,14 @@ def test_giou_properties():
     giou = generalized_box_iou(a, a)
     torch.testing.assert_close(giou.diagonal(), torch.ones(6))
     assert (giou <= 1 + 1e-6).all() and (giou >= -1 - 1e-6).all()
-    far = torch.tensor([[0., 0., 1., 1.]]), torch.tensor([[99., 99., 100., 100.]])
+    far = (torch.tensor([[0., 0., 1., 1.]]),
+           torch.tensor([[99., 99., 100., 100.]]))
     assert generalized_box_iou(*far).item() < -0.99
 
 
 def test_degenerate_boxes_stay_finite():
-    boxes = torch.tensor([[1., 1., 1., 1.], [0., 0., 0., 0.], [2., 2., 3., 3.]])
+    boxes = torch.tensor([[1., 1., 1., 1.], [0., 0., 0., 0.],
+                          [2., 2., 3., 3.]])
     assert torch.isfinite(generalized_box_iou(boxes, boxes)).all()
 
 

@@ -23,7 +23,8 @@ def test_every_top_level_config_is_found():
             'detr_shapes.py'} <= names
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_config_builds_and_runs(path):
     cfg = Config.fromfile(str(path))
     assert cfg.default_scope == 'mmdet_detr'

@@ -5,8 +5,7 @@ import torch
 
 from mmdet_detr.ops import (Dropout, ReLUDropout, ResidualDropout,
                             cpu_kernel_available, dropout, dropout_add,
-                            relu_dropout)
-from mmdet_detr.ops import dropout_func
+                            dropout_func, relu_dropout)
 
 needs_kernel = pytest.mark.skipif(
     not cpu_kernel_available(),

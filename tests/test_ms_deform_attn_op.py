@@ -11,9 +11,9 @@ import math
 import pytest
 import torch
 
-from mmdet_detr.ops import (cpu_kernel_available, ms_deform_attn_pytorch,
+from mmdet_detr.ops import (cpu_kernel_available, ms_deform_attn_func,
+                            ms_deform_attn_pytorch,
                             multi_scale_deformable_attn)
-from mmdet_detr.ops import ms_deform_attn_func
 
 needs_kernel = pytest.mark.skipif(
     not cpu_kernel_available(),
@@ -112,7 +112,8 @@ def assert_close_to_scale(actual, expected, tol):
     magnitude: location gradients grow with the map size."""
     scale = max(1.0, expected.abs().max().item())
     error = (actual - expected).abs().max().item()
-    assert error <= tol * scale, f'max error {error:.3g} > {tol:g} * {scale:.3g}'
+    assert error <= tol * scale, (
+        f'max error {error:.3g} > {tol:g} * {scale:.3g}')
 
 
 def test_reference_matches_naive_loop():

@@ -12,8 +12,8 @@ from mmengine.registry import DefaultScope
 
 from mmdet_detr.models.assigners.hungarian_assigner import HungarianAssigner
 from mmdet_detr.models.box_ops import (aligned_generalized_box_iou,
-                                       box_cxcywh_to_xyxy,
-                                       generalized_box_iou, inverse_sigmoid)
+                                       box_cxcywh_to_xyxy, generalized_box_iou,
+                                       inverse_sigmoid)
 from mmdet_detr.registry import MODELS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

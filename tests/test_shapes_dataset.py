@@ -99,9 +99,9 @@ def test_every_class_appears(tmp_path):
 
 
 def test_coco_dataset_loads_with_config_metainfo(dataset):
-    from mmengine.config import Config
     from mmdet.registry import DATASETS
     from mmdet.utils import register_all_modules
+    from mmengine.config import Config
     register_all_modules()
     cfg = Config.fromfile(DATASET_CFG)
     assert tuple(cfg.metainfo['classes']) == SHAPE_CLASSES
@@ -115,7 +115,7 @@ def test_coco_dataset_loads_with_config_metainfo(dataset):
     assert ds.cat_ids == list(range(1, len(SHAPE_CLASSES) + 1))
     sample = ds[0]
     assert tuple(sample['inputs'].shape) == (3, cfg.image_size,
-                                            cfg.image_size)
+                                             cfg.image_size)
     labels = sample['data_samples'].gt_instances.labels
     assert len(labels) >= 1
     assert 0 <= int(labels.min()) and int(labels.max()) < len(SHAPE_CLASSES)

@@ -1,7 +1,7 @@
 """Write the synthetic shapes detection data set (COCO format).
 
 Example:
-    python tools/make_shapes_dataset.py data/shapes --num-train 4000 --num-val 500
+    python tools/make_shapes_dataset.py data/shapes --num-val 500
 """
 import argparse
 

@@ -10,7 +10,8 @@ Layout written under ``out_dir``::
 
     train/000001.jpg ...                 # split images, RGB JPEG
     val/000001.jpg ...
-    annotations/instances_train.json     # COCO: images, annotations, categories
+    annotations/instances_train.json     # COCO: images, annotations,
+                                         # categories
     annotations/instances_val.json
 
 Image ``i`` of a split is drawn from its own random generator seeded with

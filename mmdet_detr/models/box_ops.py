@@ -41,8 +41,10 @@ def aligned_generalized_box_iou(boxes1: Tensor, boxes2: Tensor,
 
 def _giou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-6) -> Tensor:
     """GIoU of broadcastable (..., 4) ``xyxy`` boxes -> (...)."""
-    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
-    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])
+    area1 = ((boxes1[..., 2] - boxes1[..., 0]) *
+             (boxes1[..., 3] - boxes1[..., 1]))
+    area2 = ((boxes2[..., 2] - boxes2[..., 0]) *
+             (boxes2[..., 3] - boxes2[..., 1]))
     inter_wh = (torch.min(boxes1[..., 2:], boxes2[..., 2:]) -
                 torch.max(boxes1[..., :2], boxes2[..., :2])).clamp(min=0)
     overlap = inter_wh[..., 0] * inter_wh[..., 1]

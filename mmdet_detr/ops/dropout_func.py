@@ -19,7 +19,6 @@ of a transformer layer, in that same pass too.
 """
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd import Function

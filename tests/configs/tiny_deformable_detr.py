@@ -40,4 +40,3 @@ model = dict(
         dropout=0.0),
     bbox_head=dict(num_classes=4),  # the classes of tiny_shapes_runtime.py
     test_cfg=dict(max_per_img=10))
-

@@ -166,4 +166,3 @@ class DETR(BaseDetector):
             B, -1, -1)  # B, Q, C
         query = torch.zeros_like(query_pos)  # B, Q, C
         return self.decoder(query, query_pos, memory, pos, mask)
-

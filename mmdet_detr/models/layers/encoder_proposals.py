@@ -151,4 +151,3 @@ def box_sine_embedding(box_logits: Tensor,
     pos = torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()),
                       dim=4)  # B, Q, 4, F/2, 2
     return pos.flatten(2)  # B, Q, 4*F
-
