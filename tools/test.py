@@ -61,6 +61,7 @@ def main():
     if args.out is not None:
         cli.add_dump_metric(runner, args.out)
     runner.test()
+    cli.close_process_group()
 
 
 if __name__ == '__main__':

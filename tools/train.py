@@ -61,6 +61,7 @@ def main():
         parser.error(str(error))
     runner = cli.build_runner(cfg)
     runner.train()
+    cli.close_process_group()
 
 
 if __name__ == '__main__':

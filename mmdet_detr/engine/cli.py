@@ -16,15 +16,16 @@ from mmengine.runner import Runner
 
 from mmdet_detr.registry import RUNNERS
 from .config_check import check_config
-from .distributed import prepare_cpu_distributed
+from .distributed import close_process_group, prepare_cpu_distributed
 from .host_memory import ENV_VAR as RETAIN_MEMORY_ENV_VAR
 from .host_memory import retain_freed_memory
 
 __all__ = [
     'add_launcher_args', 'add_dump_metric', 'apply_resume', 'build_runner',
     'check_checkpoint_path', 'check_config', 'check_dump_path',
-    'enable_amp', 'enable_auto_scale_lr', 'enable_visualization',
-    'load_config', 'set_local_rank', 'set_test_checkpoint'
+    'close_process_group', 'enable_amp', 'enable_auto_scale_lr',
+    'enable_visualization', 'load_config', 'set_local_rank',
+    'set_test_checkpoint'
 ]
 
 DEFAULT_SCOPE = 'mmdet_detr'

@@ -64,3 +64,20 @@ def prepare_cpu_distributed(cfg: Config) -> bool:
             rank=int(os.environ['RANK']),
             world_size=int(os.environ['WORLD_SIZE']))
     return True
+
+
+def close_process_group() -> None:
+    """Wait for every process, then destroy the default process group, if
+    there is one.
+
+    Called when a run has finished. Left to interpreter shutdown, the
+    process group's communication threads can be destroyed while still
+    joinable, and the C++ runtime aborts the process ("terminate called
+    without an active exception", exit code -6) after the run itself
+    succeeded.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        # Every process reaches this point before any tears its group
+        # down, so none sees a peer vanish mid-teardown.
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
