@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from mmdet_detr.checkpoint.foreign_layout import check_layout_pre_hook
 from mmdet_detr.registry import MODELS
 from ..layers.encoder_proposals import EncoderProposalGenerator
-from .detector_parts import build_part, padding_mask, use_channels_last
+from .detector_parts import (build_part, check_map_width, feature_maps,
+                             padding_mask, use_channels_last)
 
 # The settings the parts' derived values come from, for build_part's message.
 _DERIVED_FROM = ('model.embed_dims, model.num_feature_levels, '
@@ -205,20 +206,14 @@ class DeformableDETR(BaseDetector):
 
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor, ...]:
         """(B, 3, H, W) -> L maps (B, C, H_l, W_l)."""
-        if self.channels_last:
-            batch_inputs = batch_inputs.contiguous(
-                memory_format=torch.channels_last)
-        feats = self.neck(self.backbone(batch_inputs))
+        feats = feature_maps(self.backbone, self.neck, batch_inputs,
+                             self.channels_last)
         if len(feats) != self.num_feature_levels:
             raise ValueError(
                 f'the neck gives {len(feats)} feature levels but the model '
                 f'has num_feature_levels={self.num_feature_levels}: set '
                 'model.neck.num_outs (and the backbone out_indices) to match')
-        if feats[0].shape[1] != self.embed_dims:
-            raise ValueError(
-                f'the neck gives {feats[0].shape[1]} channels but '
-                f'model.embed_dims={self.embed_dims}: set '
-                'model.neck.out_channels to embed_dims')
+        check_map_width(feats, self.embed_dims)
         return feats
 
     def forward_transformer(

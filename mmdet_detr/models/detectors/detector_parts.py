@@ -1,7 +1,7 @@
 """What the DETR detectors share: building a part with the values the
-detector derives for it, the memory format of the convolutional parts, and
-the padding mask of a batch."""
-from typing import List, Optional
+detector derives for it, the memory format of the convolutional parts, the
+feature maps and their check, and the padding mask of a batch."""
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.structures import DetDataSample
@@ -38,6 +38,26 @@ def use_channels_last(*modules: nn.Module) -> None:
     """
     for module in modules:
         module.to(memory_format=torch.channels_last)
+
+
+def feature_maps(backbone: nn.Module, neck: nn.Module, batch_inputs: Tensor,
+                 channels_last: bool) -> Tuple[Tensor, ...]:
+    """The neck's maps (B, C, H_l, W_l) of ``batch_inputs`` (B, 3, H, W),
+    computed channels-last when the weights are (see
+    :func:`use_channels_last`)."""
+    if channels_last:
+        batch_inputs = batch_inputs.contiguous(
+            memory_format=torch.channels_last)
+    return neck(backbone(batch_inputs))
+
+
+def check_map_width(feats: Sequence[Tensor], embed_dims: int) -> None:
+    """Refuse neck maps whose channels are not the transformer width."""
+    if feats[0].shape[1] != embed_dims:
+        raise ValueError(
+            f'the neck gives {feats[0].shape[1]} channels but '
+            f'model.embed_dims={embed_dims}: set '
+            'model.neck.out_channels to embed_dims')
 
 
 def padding_mask(feat: Tensor,
