@@ -12,6 +12,9 @@ from mmdet.datasets import CocoDataset
 from torch import Tensor
 
 NUM_CATEGORY_IDS = 91
+# The conversion note of a sigmoid classifier mapped by category_rows.
+CATEGORY_MAPPING_NOTE = ('class logits: 91 COCO category ids -> the 80 '
+                         "classes of mmdet's CocoDataset")
 # Category id of each of mmdet's 80 contiguous COCO classes.
 COCO_CATEGORY_IDS: List[int] = [
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21,

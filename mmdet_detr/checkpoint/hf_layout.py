@@ -25,8 +25,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .coco_classes import (NUM_CATEGORY_IDS, category_rows, coco_dataset_meta,
-                           proposal_rows)
+from .coco_classes import (CATEGORY_MAPPING_NOTE, NUM_CATEGORY_IDS,
+                           category_rows, coco_dataset_meta, proposal_rows)
 from .converted import Converted
 from .key_rules import (add_batch_norm_counters, head, input_projection_rules,
                         num_layers, rename)
@@ -161,8 +161,7 @@ def convert_hf_state_dict(state_dict: Dict[str, Tensor],
     add_batch_norm_counters(out)
     notes = []
     if mapped:
-        notes.append('class logits: 91 COCO category ids -> the 80 classes '
-                     "of mmdet's CocoDataset")
+        notes.append(CATEGORY_MAPPING_NOTE)
     dataset_meta = coco_dataset_meta() if mapped else _labels(config)
     return Converted(
         OrderedDict(sorted(out.items())), name, CONV_BIAS_CONFIGS[name],

@@ -20,8 +20,8 @@ from typing import Dict, Optional
 
 import torch
 
-from .coco_classes import (NUM_CATEGORY_IDS, category_rows, coco_dataset_meta,
-                           proposal_rows)
+from .coco_classes import (CATEGORY_MAPPING_NOTE, NUM_CATEGORY_IDS,
+                           category_rows, coco_dataset_meta, proposal_rows)
 from .converted import Converted
 from .key_rules import (add_batch_norm_counters, check_duplicates, head,
                         input_projection_rules, num_layers, rename)
@@ -110,8 +110,7 @@ def convert_official_state_dict(
     add_batch_norm_counters(out)
     notes = []
     if mapped:
-        notes.append('class logits: 91 COCO category ids -> the 80 classes '
-                     "of mmdet's CocoDataset")
+        notes.append(CATEGORY_MAPPING_NOTE)
     return Converted(
         OrderedDict(sorted(out.items())), name, CONV_BIAS_CONFIGS[name],
         coco_dataset_meta() if mapped else None, notes)
