@@ -1,7 +1,7 @@
 """Official fundamentalvision/Deformable-DETR checkpoints -> this project.
 
 The key names and shapes of every official variant are in
-``../shared/reference/official_deformable_detr_state_dict.json``. A state
+``tests/reference/official_deformable_detr_state_dict.json.gz``. A state
 dict of those shapes, each tensor a constant that identifies its source key,
 is converted: every source key must land somewhere, the places checked here
 are written out independently of the converter's rules, and the result
@@ -9,6 +9,7 @@ loads into this project's R50 model of the matching config with no missing
 or unexpected keys and no shape mismatch.
 """
 import argparse
+import gzip
 import json
 import os.path as osp
 import re
@@ -28,8 +29,8 @@ from mmdet_detr.checkpoint.official_layout import (convert_official,
 from mmdet_detr.registry import MODELS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-REFERENCE = osp.join(REPO_ROOT, '..', 'shared', 'reference',
-                     'official_deformable_detr_state_dict.json')
+REFERENCE = osp.join(REPO_ROOT, 'tests', 'reference',
+                     'official_deformable_detr_state_dict.json.gz')
 # reference file's name -> this project's variant name
 VARIANTS = {
     'deformable_detr': 'plain',
@@ -93,7 +94,7 @@ EXPECTED_TWO_STAGE = {
 
 
 def reference_shapes():
-    with open(REFERENCE) as f:
+    with gzip.open(REFERENCE, 'rt') as f:
         return json.load(f)
 
 
