@@ -35,17 +35,21 @@ class PartTimer:
     Args:
         sync: called before every clock reading (``torch.cuda.synchronize``
             on a GPU, so that the clock sees finished work), or None.
+        read_clock: the clock, in seconds (a test gives a simulated one).
     """
 
-    def __init__(self, sync: Optional[Callable[[], None]] = None) -> None:
+    def __init__(self,
+                 sync: Optional[Callable[[], None]] = None,
+                 read_clock: Callable[[], float] = time.perf_counter) -> None:
         self.sync = sync
+        self.read_clock = read_clock
         self.seconds: Dict[str, List[float]] = defaultdict(list)
         self._forward: Dict[str, float] = {}
         self._grad_done: Dict[str, float] = {}
         self._starts: Dict[str, float] = {}
 
     def _now(self) -> float:
-        return clock(self.sync)
+        return clock(self.sync, self.read_clock)
 
     @contextmanager
     def installed(self, model: nn.Module) -> Iterator['PartTimer']:
@@ -148,11 +152,12 @@ class PartTimer:
         return end - start
 
 
-def clock(sync: Optional[Callable[[], None]] = None) -> float:
-    """``time.perf_counter()`` after ``sync()`` (when given)."""
+def clock(sync: Optional[Callable[[], None]] = None,
+          read_clock: Callable[[], float] = time.perf_counter) -> float:
+    """``read_clock()`` after ``sync()`` (when given)."""
     if sync is not None:
         sync()
-    return time.perf_counter()
+    return read_clock()
 
 
 def _tensors(output) -> Iterator[torch.Tensor]:
