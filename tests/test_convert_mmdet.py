@@ -22,7 +22,8 @@ from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
 from test_parity_mmdet import VARIANTS, build_pair, make_batch
 
-from mmdet_detr.checkpoint.foreign_layout import ForeignCheckpointError
+from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
+                                                  prepare_state_dict)
 from mmdet_detr.checkpoint.mmdet_layout import convert_mmdet_state_dict
 from mmdet_detr.checkpoint.sources import convert_checkpoint
 from mmdet_detr.datasets.shapes import make_shapes_dataset
@@ -79,7 +80,7 @@ def test_foreign_layouts_are_refused_with_the_command():
     reference, ours = build_pair(VARIANTS['refine'])
     mmdet_state = reference.state_dict()
     with pytest.raises(ForeignCheckpointError) as error:
-        ours.load_state_dict(mmdet_state)
+        prepare_state_dict(ours, mmdet_state)
     message = str(error.value)
     assert "mmdet 3.3's DeformableDETR" in message
     assert ('python tools/convert_checkpoint.py CHECKPOINT CONVERTED.pth '
@@ -89,13 +90,15 @@ def test_foreign_layouts_are_refused_with_the_command():
                           'class_embed.0.weight': torch.zeros(91, 8)},
                 'epoch': 49}
     with pytest.raises(ForeignCheckpointError, match='--from official'):
-        ours.load_state_dict(official)
+        prepare_state_dict(ours, official)
     hf = {'model.level_embed': torch.zeros(4, 8),
           'model.backbone.model.conv1.weight': torch.zeros(1)}
     with pytest.raises(ForeignCheckpointError, match='--from hf'):
-        ours.load_state_dict(hf)
+        prepare_state_dict(ours, hf)
     # This project's own layout loads.
-    ours.load_state_dict(convert_mmdet_state_dict(mmdet_state))
+    converted = convert_mmdet_state_dict(mmdet_state)
+    prepare_state_dict(ours, converted)
+    ours.load_state_dict(converted)
 
 
 class Records(logging.Handler):
@@ -119,6 +122,7 @@ def test_other_class_count_reinitialises_only_the_classifiers():
     records = Records()
     logger.addHandler(records)
     try:
+        prepare_state_dict(three, state)
         result = three.load_state_dict(state, strict=True)
     finally:
         logger.removeHandler(records)

@@ -19,6 +19,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
+from mmdet_detr.checkpoint.foreign_layout import prepare_state_dict
 from mmdet_detr.checkpoint.mmdet_detr_layout import (
     convert_mmdet_detr_state_dict, mmdet_detr_key_to_ours)
 from mmdet_detr.models.assigners.match_costs import ClassificationCost
@@ -219,6 +220,7 @@ def test_other_class_count_reinitialises_only_the_classifier():
     handler.emit = records.append
     logger.addHandler(handler)
     try:
+        prepare_state_dict(three, state)
         result = three.load_state_dict(state, strict=True)
     finally:
         logger.removeHandler(handler)

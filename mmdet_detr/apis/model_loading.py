@@ -10,6 +10,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
+from mmdet_detr.checkpoint.foreign_layout import prepare_state_dict
 from mmdet_detr.engine import cli
 from mmdet_detr.registry import DATASETS, MODELS
 
@@ -67,6 +68,7 @@ def load_model(cfg: Config, checkpoint: str,
              for k, v in state.items()}
     advice = ('pass the config it was trained with (mmdet checkpoints: '
               'convert them with mmdet_detr.checkpoint)')
+    prepare_state_dict(model, state, checkpoint)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as error:  # tensors of other shapes

@@ -14,29 +14,33 @@ resume alike), and names every difference.
 A different number of classes (only the classifier shapes differ) is let
 through: that is fine-tuning, and the classifiers are initialised anew.
 Checkpoints in a foreign layout (mmdet's, the reference implementation's)
-are left to :mod:`mmdet_detr.checkpoint.foreign_layout`.
+are refused with the command that converts them. Both are done by
+:func:`mmdet_detr.checkpoint.foreign_layout.prepare_state_dict`, which the
+hook calls before mmengine copies the state dict into the model.
 """
 import ast
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from mmdet_detr.checkpoint.foreign_layout import prepare_state_dict
 from mmdet_detr.registry import HOOKS
 
-# Model settings that change the parameter set, as config paths.
-_SETTINGS = ('with_box_refine', 'as_two_stage', 'num_feature_levels',
-             'embed_dims', 'num_queries', 'encoder.num_layers',
-             'decoder.num_layers', 'bbox_head.num_classes')
-_CLASSIFIER = 'cls_branches'
-_NUM_CLASSES = 'bbox_head.num_classes'
 _SHOWN = 5
 
 
 @HOOKS.register_module()
 class CheckpointVariantHook(Hook):
     """Raise ``ValueError`` when a loaded checkpoint's parameters do not
-    fit the model (see module doc)."""
+    fit the model (see module doc); refuse foreign layouts and
+    re-initialise classifiers of another class count
+    (:func:`~mmdet_detr.checkpoint.foreign_layout.prepare_state_dict`).
+
+    The model says what to compare: its ``parameter_settings`` (config
+    paths under ``model``) and its head's ``classifiers()``, whose class
+    rows may differ.
+    """
 
     priority = 'VERY_HIGH'
 
@@ -44,38 +48,61 @@ class CheckpointVariantHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         state = checkpoint.get('state_dict', checkpoint)
-        own = model.state_dict()
-        if not isinstance(state, dict) or not set(state) & set(own):
-            return  # another layout: the model's load hook deals with it
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        reshaped = [
-            k for k in own if k in state and hasattr(state[k], 'shape')
-            and tuple(state[k].shape) != tuple(own[k].shape)
-            and _CLASSIFIER not in k
-        ]
-        meta = checkpoint.get('meta') or {}
-        saved = _model_settings(meta.get('cfg'))
-        current = _model_settings(runner.cfg.get('model'))
-        current.update(_model_attributes(model))
-        differ = [
-            f'{key}={saved[key]!r} (config: {current.get(key, "default")!r})'
-            for key in _SETTINGS if key in saved and key != _NUM_CLASSES
-            and saved[key] != current.get(key, saved[key])
-        ]
-        if not (missing or unexpected or reshaped or differ):
+        if not isinstance(state, dict):
             return
-        keys = (f'{_listed("missing", missing)}'
-                f'{_listed("unexpected", unexpected)}'
-                f'{_listed("of another shape", reshaped)}')
-        raise ValueError(
-            'the checkpoint was saved by another model variant than the '
-            'config builds' + (f': {keys.rstrip("; ")}' if keys else '') +
-            '. ' +
-            (f'The checkpoint has model.{", model.".join(differ)}: use the '
-             'config it was trained with, or set these values (e.g. with '
-             '--cfg-options).' if differ else
-             'Use the config the checkpoint was trained with.'))
+        own = model.state_dict()
+        if set(state) & set(own):
+            settings = getattr(model, 'parameter_settings', ())
+            _check_variant(own, state, checkpoint.get('meta') or {},
+                           runner.cfg.get('model'), model, settings)
+        prepare_state_dict(model, state)
+
+
+def _check_variant(own: dict, state: dict, meta: dict, model_cfg,
+                   model, settings: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming the keys and settings that differ."""
+    classifier_keys = _classifier_keys(model)
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [
+        k for k in own if k in state and hasattr(state[k], 'shape')
+        and tuple(state[k].shape) != tuple(own[k].shape)
+        and k not in classifier_keys
+    ]
+    saved = _model_settings(meta.get('cfg'), settings)
+    current = _model_settings(model_cfg, settings)
+    current.update(_model_attributes(model, settings))
+    differ = [
+        f'{key}={saved[key]!r} (config: {current.get(key, "default")!r})'
+        for key in settings
+        if key in saved and saved[key] != current.get(key, saved[key])
+    ]
+    if not (missing or unexpected or reshaped or differ):
+        return
+    keys = (f'{_listed("missing", missing)}'
+            f'{_listed("unexpected", unexpected)}'
+            f'{_listed("of another shape", reshaped)}')
+    raise ValueError(
+        'the checkpoint was saved by another model variant than the '
+        'config builds' + (f': {keys.rstrip("; ")}' if keys else '') +
+        '. ' +
+        (f'The checkpoint has model.{", model.".join(differ)}: use the '
+         'config it was trained with, or set these values (e.g. with '
+         '--cfg-options).' if differ else
+         'Use the config the checkpoint was trained with.'))
+
+
+def _classifier_keys(model) -> set:
+    """State-dict keys of the head's classifiers, whose class rows may
+    differ (fine-tuning)."""
+    head = getattr(model, 'bbox_head', None)
+    if head is None or not hasattr(head, 'classifiers'):
+        return set()
+    return {
+        f'bbox_head.{name}.{part}'
+        for name, classifier in head.classifiers().items()
+        for part, _ in classifier.named_parameters()
+    }
 
 
 def _listed(what: str, keys: List[str]) -> str:
@@ -85,16 +112,16 @@ def _listed(what: str, keys: List[str]) -> str:
     return f'{len(keys)} keys {what} ({", ".join(keys[:_SHOWN])}{more}); '
 
 
-def _model_settings(model) -> Dict[str, object]:
-    """The :data:`_SETTINGS` a model config sets, from a config dict or
-    from the config text saved in a checkpoint (read with ``ast``, never
+def _model_settings(model, settings: Sequence[str]) -> Dict[str, object]:
+    """The ``settings`` a model config sets, from a config dict or from the
+    config text saved in a checkpoint (read with ``ast``, never
     executed)."""
     if isinstance(model, str):
         model = _model_from_text(model)
     if not isinstance(model, dict):
         return {}
     values = {}
-    for key in _SETTINGS:
+    for key in settings:
         node = model
         for part in key.split('.'):
             node = node.get(part) if isinstance(node, dict) else None
@@ -103,11 +130,11 @@ def _model_settings(model) -> Dict[str, object]:
     return values
 
 
-def _model_attributes(model) -> Dict[str, object]:
-    """The :data:`_SETTINGS` as the built model holds them (defaults
+def _model_attributes(model, settings: Sequence[str]) -> Dict[str, object]:
+    """The ``settings`` as the built model holds them (defaults
     included)."""
     values = {}
-    for key in _SETTINGS:
+    for key in settings:
         node = model
         for part in key.split('.'):
             node = getattr(node, part, None)

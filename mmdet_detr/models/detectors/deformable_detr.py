@@ -14,7 +14,6 @@ from mmdet.models.detectors.base import BaseDetector
 from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
-from mmdet_detr.checkpoint.foreign_layout import check_layout_pre_hook
 from mmdet_detr.registry import MODELS
 from ..layers.encoder_proposals import EncoderProposalGenerator
 from .detector_parts import (build_part, check_map_width, feature_maps,
@@ -91,6 +90,13 @@ class DeformableDETR(BaseDetector):
         init_cfg: mmengine initialisation config.
     """
 
+    # The settings (paths under ``model``) that change the parameter set,
+    # besides the class count: a checkpoint saved with other values does
+    # not fit (engine/checkpoint_variant_hook.py names them).
+    parameter_settings = ('with_box_refine', 'as_two_stage',
+                          'num_feature_levels', 'embed_dims', 'num_queries',
+                          'encoder.num_layers', 'decoder.num_layers')
+
     def __init__(self,
                  backbone: dict,
                  neck: dict,
@@ -113,9 +119,6 @@ class DeformableDETR(BaseDetector):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        # Foreign layouts are refused; other class counts re-initialise
-        # the classifiers (mmdet_detr/checkpoint/foreign_layout.py).
-        self.register_load_state_dict_pre_hook(check_layout_pre_hook)
         self.num_queries = num_queries
         self.num_feature_levels = num_feature_levels
         self.embed_dims = embed_dims

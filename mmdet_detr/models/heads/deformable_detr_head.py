@@ -4,6 +4,7 @@ layer, Hungarian matching, and the focal, L1 and GIoU losses.
 Symbols: N prediction layers, B batch, Q queries, K classes, C channels,
 S encoder tokens.
 """
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -13,6 +14,10 @@ from torch import Tensor, nn
 from mmdet_detr.registry import MODELS, TASK_UTILS
 from ..box_ops import inverse_sigmoid
 from .set_loss import MatchTargets, SetLoss, boxes_to_pixels, name_by_layer
+
+# The classifiers' bias: every class starts at a 0.01 foreground
+# probability (focal loss's prior, Lin et al. 2017).
+_PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)
 
 
 @MODELS.register_module()
@@ -96,9 +101,8 @@ class DeformableDETRHead(nn.Module):
     def init_weights(self) -> None:
         """A 0.01 foreground prior, and boxes that start at the reference
         with a small size (sigmoid(-2) ~ 0.12)."""
-        prior_bias = -torch.log(torch.tensor((1 - 0.01) / 0.01)).item()
         for branch in self.cls_branches:
-            nn.init.constant_(branch.bias, prior_bias)
+            nn.init.constant_(branch.bias, _PRIOR_BIAS)
         for branch in self.reg_branches:
             nn.init.constant_(branch[-1].weight, 0.)
             nn.init.constant_(branch[-1].bias, 0.)
@@ -107,6 +111,22 @@ class DeformableDETRHead(nn.Module):
             # Encoder anchors carry their own size.
             for branch in self.reg_branches:
                 nn.init.constant_(branch[-1].bias[2:], 0.0)
+
+    def classifiers(self) -> Dict[str, nn.Linear]:
+        """The layers with one output per class, by name under the head:
+        the class branch of every prediction layer (shared ones under each
+        name, as the state dict holds them)."""
+        return {
+            f'cls_branches.{i}': branch
+            for i, branch in enumerate(self.cls_branches)
+        }
+
+    @staticmethod
+    def reset_classifier(classifier: nn.Linear) -> None:
+        """Initialise a classifier anew (fine-tuning on another class
+        count): torch's ``Linear`` init, the bias at the 0.01 prior."""
+        classifier.reset_parameters()
+        nn.init.constant_(classifier.bias, _PRIOR_BIAS)
 
     def forward(self, hidden_states: Tensor,
                 references: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:

@@ -82,6 +82,17 @@ class DETRHead(nn.Module):
             layers += [nn.Linear(embed_dims, embed_dims), nn.ReLU()]
         self.reg_branch = nn.Sequential(*layers, nn.Linear(embed_dims, 4))
 
+    def classifiers(self) -> Dict[str, nn.Linear]:
+        """The layers with one output per class (and no-object), by name
+        under the head."""
+        return {'cls_branch': self.cls_branch}
+
+    @staticmethod
+    def reset_classifier(classifier: nn.Linear) -> None:
+        """Initialise a classifier anew (fine-tuning on another class
+        count): torch's ``Linear`` init, as DETR's classifier starts."""
+        classifier.reset_parameters()
+
     def forward(self, hidden_states: Tensor) -> Tuple[Tensor, Tensor]:
         """Predict for every decoder layer.
 
