@@ -10,15 +10,14 @@ import pytest
 from mmengine.logging import MMLogger
 from tiny_checkpoint import TINY_CONFIG, TINY_DETR_CONFIG, tiny_run
 
-from mmdet_detr.engine import cli
 from mmdet_detr.checkpoint.safe_load import load_checkpoint_file
+from mmdet_detr.engine import cli
 
 
 @pytest.mark.parametrize('config', [TINY_CONFIG, TINY_DETR_CONFIG],
                          ids=['deformable_detr', 'detr'])
-def test_load_from_a_checkpoint_of_another_class_count(config,
-                                                        tmp_path_factory,
-                                                        tmp_path):
+def test_load_from_a_checkpoint_of_another_class_count(
+        config, tmp_path_factory, tmp_path):
     run = tiny_run(tmp_path_factory, config)
     three = ('circle', 'square', 'triangle')
     work_dir = str(tmp_path / 'fine_tune')

@@ -19,6 +19,8 @@ from tiny_checkpoint import (IMAGE_SIZE, NUM_VAL, REPO_ROOT, TINY_CONFIG,
 from mmdet_detr.apis import Detector
 from mmdet_detr.datasets.shapes import SHAPE_CLASSES
 from mmdet_detr.engine import cli
+from mmdet_detr.models.heads.deformable_detr_head import DeformableDETRHead
+from mmdet_detr.models.heads.detr_head import DETRHead
 from mmdet_detr.models.layers.deformable_encoder import \
     encoder_reference_points
 from mmdet_detr.models.layers.ms_deform_attn import \
@@ -208,17 +210,20 @@ def test_query_picture_draws_every_box_centre(run, detector):
         small_size=0.2)
     assert [tuple(c).index(max(c)) for c in colors] == [1, 0, 2]  # G, R, B
     with pytest.raises(ValueError, match='two-stage'):
-        check_fixed_queries(SimpleNamespace(as_two_stage=True))
+        check_fixed_queries(SimpleNamespace(fixed_queries=False))
 
 
 class _FixedHead(torch.nn.Module):
     """A detector stub whose ``_forward`` returns given per-query outputs
-    of 2 decoder layers, as DETR-family detectors do."""
+    of 2 decoder layers, as DETR-family detectors do, with the scoring of
+    the head class ``head``."""
 
-    def __init__(self, logits, boxes, num_classes):
+    def __init__(self, logits, boxes, num_classes, head):
         super().__init__()
         self.logits, self.boxes = logits, boxes
-        self.bbox_head = SimpleNamespace(num_classes=num_classes)
+        self.bbox_head = SimpleNamespace(
+            num_classes=num_classes,
+            class_probabilities=head.class_probabilities)
 
     def data_preprocessor(self, data, training):
         return data
@@ -232,22 +237,25 @@ def test_query_scores_for_sigmoid_and_softmax_heads():
     boxes = torch.rand(1, 3, 4)
     data = dict(inputs=None, data_samples=[SimpleNamespace(metainfo={})])
     logits = torch.tensor([[[2.0, -1.0], [-3.0, 0.5], [0.0, 0.0]]])
-    sigmoid = query_predictions(_FixedHead(logits, boxes, 2), data)
+    sigmoid = query_predictions(
+        _FixedHead(logits, boxes, 2, DeformableDETRHead), data)
     torch.testing.assert_close(sigmoid.scores,
                                logits.sigmoid().max(-1).values)
     assert sigmoid.labels.tolist() == [[0, 1, 0]]
     torch.testing.assert_close(sigmoid.boxes, boxes)
     # DETR: K + 1 logits, the last "no object", softmax over all.
     with_bg = torch.tensor([[[2.0, -1.0, 0.0], [-3.0, 0.5, 4.0]]])
-    softmax = query_predictions(_FixedHead(with_bg, boxes[:, :2], 2), data)
+    softmax = query_predictions(
+        _FixedHead(with_bg, boxes[:, :2], 2, DETRHead), data)
     torch.testing.assert_close(softmax.scores,
                                with_bg.softmax(-1)[..., :2].max(-1).values)
     assert softmax.labels.tolist() == [[0, 1]]
-    first = query_predictions(_FixedHead(with_bg, boxes[:, :2], 2), data,
-                              layer=0)
+    first = query_predictions(_FixedHead(with_bg, boxes[:, :2], 2, DETRHead),
+                              data, layer=0)
     assert torch.all(first.boxes == 0)
     with pytest.raises(ValueError, match='3 class logits for 5 classes'):
-        query_predictions(_FixedHead(with_bg, boxes[:, :2], 5), data)
+        query_predictions(_FixedHead(with_bg, boxes[:, :2], 5, DETRHead),
+                          data)
 
 
 def test_labels_never_overlap_and_stay_in_the_image():

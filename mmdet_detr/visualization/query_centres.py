@@ -23,14 +23,15 @@ TALL_COLOR = (0.1, 0.25, 0.9)
 
 
 def check_fixed_queries(model: nn.Module) -> None:
-    """Refuse two-stage models: their queries are chosen per image from
-    encoder proposals, so query k has no identity across images."""
-    if getattr(model, 'as_two_stage', False):
+    """Refuse models whose queries are chosen per image (the detector's
+    ``fixed_queries``, e.g. two-stage proposals): query k has no identity
+    across images."""
+    if not model.fixed_queries:
         raise ValueError(
-            'the model is two-stage (model.as_two_stage=True): its queries '
-            'are re-selected for every image from encoder proposals, so a '
-            'query index means nothing across images; use a model with '
-            'learned object queries')
+            f'{type(model).__name__} chooses its queries for every image '
+            '(two-stage: from the encoder proposals), so a query index '
+            'means nothing across images; use a model with learned object '
+            'queries')
 
 
 @torch.no_grad()

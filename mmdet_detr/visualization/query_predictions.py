@@ -1,10 +1,10 @@
 """What every object query predicts, before post-processing keeps the best.
 
-Works for any detector of this project (and mmdet's DETR family) whose
-``_forward`` returns the head's ``(cls_logits, boxes)`` of every decoder
-layer: logits (N, B, Q, K) with sigmoid scores or (N, B, Q, K + 1) with
-a softmax and a last "no object" class, boxes (N, B, Q, 4) normalised
-``(cx, cy, w, h)`` relative to the unpadded input image.
+Works for any detector of this project whose ``_forward`` returns the
+head's ``(cls_logits, boxes)`` of every decoder layer, boxes (N, B, Q, 4)
+normalised ``(cx, cy, w, h)`` relative to the unpadded input image; the
+head's ``class_probabilities`` turns its logits into the K classes'
+probabilities (sigmoids, or a softmax without "no object").
 
 Symbols: N decoder layers, B batch, Q queries, K classes.
 """
@@ -50,16 +50,13 @@ def query_predictions(model: nn.Module, data: dict,
         raise ValueError(f'layer {layer} does not exist: the decoder has '
                          f'{num_layers} layers (0..{num_layers - 1})')
     logits = cls_logits[layer].float()  # B, Q, K or B, Q, K + 1
+    probs = model.bbox_head.class_probabilities(logits)  # B, Q, K
     num_classes = model.bbox_head.num_classes
-    if logits.shape[-1] == num_classes:
-        probs = logits.sigmoid()
-    elif logits.shape[-1] == num_classes + 1:
-        probs = logits.softmax(-1)[..., :num_classes]
-    else:
+    if probs.shape[-1] != num_classes:
         raise ValueError(
             f'{type(model).__name__}: {logits.shape[-1]} class logits for '
-            f'{num_classes} classes; expected K (sigmoid) or K + 1 (softmax '
-            'with "no object")')
+            f'{num_classes} classes, which its head turns into '
+            f'{probs.shape[-1]} class probabilities')
     scores, labels = probs.max(-1)  # B, Q
     return QueryPredictions(scores, labels, boxes[layer].float(),
                             [s.metainfo for s in data['data_samples']])

@@ -1,42 +1,29 @@
 """The Deformable DETR detector (Zhu et al., ICLR 2021).
 
 image -> backbone -> neck -> positional encoding -> encoder
-      -> (two-stage: encoder proposals) -> decoder -> head -> matcher -> losses
+      -> query selection (learned queries, or two-stage: encoder proposals)
+      -> decoder -> head -> matcher -> losses
+
+The transformer runs as four named steps (:meth:`flatten_features`,
+:meth:`encode`, :meth:`select_queries`, :meth:`decode`) that pass typed
+NamedTuples; a member of the family that adds queries (DINO's denoising
+queries) overrides :meth:`select_queries` and :meth:`decode`.
 
 Symbols: B batch, L levels, S = sum_l H_l * W_l tokens, Q queries,
 C channels, N decoder layers.
 """
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmdet.models.detectors.base import BaseDetector
 from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
 from mmdet_detr.registry import MODELS
+from ..heads.deformable_detr_head import DeformableDETRHeadInputs
 from ..layers.encoder_proposals import EncoderProposalGenerator
-from .detector_parts import (build_part, check_map_width, feature_maps,
-                             padding_mask, use_channels_last)
-
-# The settings the parts' derived values come from, for build_part's message.
-_DERIVED_FROM = ('model.embed_dims, model.num_feature_levels, '
-                 'model.decoder.num_layers, model.with_box_refine, '
-                 'model.as_two_stage, model.train_cfg, model.test_cfg')
-
-
-class DecoderOutputs(NamedTuple):
-    """What the transformer hands to the head.
-
-    hidden_states: (N, B, Q, C) every decoder layer's output.
-    references: N + 1 tensors (B, Q, 2 or 4) of normalised references.
-    enc_cls_logits: (B, S, K) proposal logits in two-stage training, or None.
-    enc_boxes: (B, S, 4) proposal boxes in two-stage training, or None.
-    """
-    hidden_states: Tensor
-    references: List[Tensor]
-    enc_cls_logits: Optional[Tensor]
-    enc_boxes: Optional[Tensor]
+from .base_detr import BaseDETR
+from .detector_parts import padding_mask
 
 
 class FlatFeatures(NamedTuple):
@@ -58,8 +45,23 @@ class FlatFeatures(NamedTuple):
     level_shapes: Tuple[Tuple[int, int], ...]
 
 
+class Queries(NamedTuple):
+    """What the decoder starts from, chosen by :meth:`select_queries`.
+
+    query: (B, Q, C) content; query_pos: (B, Q, C) positional embedding;
+    reference_points: (B, Q, 2) normalised points, or (B, Q, 4) boxes in
+    two-stage; enc_cls_logits: (B, S, K) and enc_boxes: (B, S, 4) the
+    encoder proposals in two-stage training (for their loss), else None.
+    """
+    query: Tensor
+    query_pos: Tensor
+    reference_points: Tensor
+    enc_cls_logits: Optional[Tensor]
+    enc_boxes: Optional[Tensor]
+
+
 @MODELS.register_module()
-class DeformableDETR(BaseDetector):
+class DeformableDETR(BaseDETR):
     """Deformable DETR, with iterative box refinement and two-stage variants.
 
     The transformer width ``embed_dims`` and ``num_feature_levels`` have
@@ -71,9 +73,9 @@ class DeformableDETR(BaseDetector):
         backbone, neck: configs (e.g. mmdet's ``ResNet`` and
             ``ChannelMapper``); the neck must give ``num_feature_levels``
             maps of ``embed_dims`` channels.
-        positional_encoding: config of the per-level position encoding.
         encoder, decoder: configs of the transformer stacks.
         bbox_head: config of the head.
+        positional_encoding: config of the per-level position encoding.
         num_queries: Q, object queries (or proposals kept in two-stage).
         num_feature_levels: L.
         embed_dims: C.
@@ -83,19 +85,17 @@ class DeformableDETR(BaseDetector):
         train_cfg: ``dict(assigner=...)``, the matcher.
         test_cfg: ``dict(max_per_img=...)``.
         channels_last: run the backbone and neck in channels-last (NHWC)
-            memory format (R50, 2 x 512 x 512 on 2 CPU cores: inference
-            11% faster, their forward and backward 7%); see
-            ``detector_parts.use_channels_last``.
+            memory format; see ``detector_parts.use_channels_last``.
         data_preprocessor: config, e.g. mmdet's ``DetDataPreprocessor``.
         init_cfg: mmengine initialisation config.
     """
 
-    # The settings (paths under ``model``) that change the parameter set,
-    # besides the class count: a checkpoint saved with other values does
-    # not fit (engine/checkpoint_variant_hook.py names them).
     parameter_settings = ('with_box_refine', 'as_two_stage',
                           'num_feature_levels', 'embed_dims', 'num_queries',
                           'encoder.num_layers', 'decoder.num_layers')
+    derived_from = ('model.embed_dims, model.num_feature_levels, '
+                    'model.decoder.num_layers, model.with_box_refine, '
+                    'model.as_two_stage, model.train_cfg, model.test_cfg')
 
     def __init__(self,
                  backbone: dict,
@@ -117,41 +117,23 @@ class DeformableDETR(BaseDetector):
                  channels_last: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        _check_levels(backbone, neck, num_feature_levels, embed_dims)
+        super().__init__(backbone, neck, embed_dims, num_feature_levels,
+                         channels_last, data_preprocessor, init_cfg)
         self.num_queries = num_queries
-        self.num_feature_levels = num_feature_levels
-        self.embed_dims = embed_dims
         self.with_box_refine = with_box_refine
         self.as_two_stage = as_two_stage
-        _check_levels(backbone, neck, num_feature_levels, embed_dims)
-        self.backbone = MODELS.build(backbone)
-        self.neck = MODELS.build(neck)
-        self.channels_last = channels_last
-        if channels_last:
-            use_channels_last(self.backbone, self.neck)
-        self.positional_encoding = build_part(
+        self.positional_encoding = self.build_part(
             positional_encoding, 'positional_encoding',
-            dict(num_feats=embed_dims // 2), _DERIVED_FROM)
-        self.encoder = build_part(
-            encoder, 'encoder',
-            dict(embed_dims=embed_dims, num_levels=num_feature_levels),
-            _DERIVED_FROM)
-        self.decoder = build_part(
-            decoder, 'decoder',
-            dict(embed_dims=embed_dims, num_levels=num_feature_levels),
-            _DERIVED_FROM)
-        train_cfg = train_cfg or {}
-        test_cfg = test_cfg or {}
-        self.bbox_head = build_part(
-            bbox_head, 'bbox_head',
-            dict(
-                embed_dims=embed_dims,
-                num_pred_layers=self.decoder.num_layers + int(as_two_stage),
-                share_pred_layer=not with_box_refine,
-                as_two_stage=as_two_stage,
-                assigner=train_cfg.get('assigner'),
-                max_per_img=test_cfg.get('max_per_img', 100)), _DERIVED_FROM)
+            dict(num_feats=embed_dims // 2))
+        stack = dict(embed_dims=embed_dims, num_levels=num_feature_levels)
+        self.encoder = self.build_part(encoder, 'encoder', stack)
+        self.decoder = self.build_part(decoder, 'decoder', stack)
+        self.bbox_head = self.build_head(
+            bbox_head, train_cfg, test_cfg,
+            dict(num_pred_layers=self.decoder.num_layers + int(as_two_stage),
+                 share_pred_layer=not with_box_refine,
+                 as_two_stage=as_two_stage))
         self.level_embed = nn.Parameter(
             torch.empty(num_feature_levels, embed_dims))
         if as_two_stage:
@@ -163,6 +145,11 @@ class DeformableDETR(BaseDetector):
             self.reference_points_fc = nn.Linear(embed_dims, 2)
         nn.init.normal_(self.level_embed)
 
+    @property
+    def fixed_queries(self) -> bool:
+        """Two-stage queries are chosen per image from the proposals."""
+        return not self.as_two_stage
+
     def init_weights(self) -> None:
         super().init_weights()
         nn.init.normal_(self.level_embed)
@@ -170,92 +157,17 @@ class DeformableDETR(BaseDetector):
             nn.init.xavier_uniform_(self.reference_points_fc.weight)
             nn.init.constant_(self.reference_points_fc.bias, 0.)
 
-    # -- mmengine's three modes -------------------------------------------
-
-    def loss(self, batch_inputs: Tensor,
-             batch_data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
-        """Losses for a batch (B, 3, H, W) with ground truth."""
-        outputs = self.forward_transformer(
-            self.extract_feat(batch_inputs), batch_data_samples)
-        return self.bbox_head.loss(
-            outputs.hidden_states, outputs.references,
-            outputs.enc_cls_logits, outputs.enc_boxes,
-            [s.gt_instances for s in batch_data_samples],
-            [s.metainfo for s in batch_data_samples])
-
-    def predict(self,
-                batch_inputs: Tensor,
-                batch_data_samples: List[DetDataSample],
-                rescale: bool = True) -> List[DetDataSample]:
-        """Detections in ``pred_instances`` of each data sample."""
-        outputs = self.forward_transformer(
-            self.extract_feat(batch_inputs), batch_data_samples)
-        results = self.bbox_head.predict(
-            outputs.hidden_states, outputs.references,
-            [s.metainfo for s in batch_data_samples], rescale=rescale)
-        return self.add_pred_to_datasample(batch_data_samples, results)
-
-    def _forward(
-            self,
-            batch_inputs: Tensor,
-            batch_data_samples: Optional[List[DetDataSample]] = None
-    ) -> Tuple[Tensor, Tensor]:
-        """Raw (N, B, Q, K) logits and (N, B, Q, 4) boxes."""
-        outputs = self.forward_transformer(
-            self.extract_feat(batch_inputs), batch_data_samples)
-        return self.bbox_head(outputs.hidden_states, outputs.references)
-
-    # -- the stages -------------------------------------------------------
-
-    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor, ...]:
-        """(B, 3, H, W) -> L maps (B, C, H_l, W_l)."""
-        feats = feature_maps(self.backbone, self.neck, batch_inputs,
-                             self.channels_last)
-        if len(feats) != self.num_feature_levels:
-            raise ValueError(
-                f'the neck gives {len(feats)} feature levels but the model '
-                f'has num_feature_levels={self.num_feature_levels}: set '
-                'model.neck.num_outs (and the backbone out_indices) to match')
-        check_map_width(feats, self.embed_dims)
-        return feats
+    # -- the transformer steps --------------------------------------------
 
     def forward_transformer(
             self, feats: Sequence[Tensor],
             batch_data_samples: Optional[List[DetDataSample]]
-    ) -> DecoderOutputs:
+    ) -> DeformableDETRHeadInputs:
         """Encoder, query selection and decoder for L maps."""
         flat = self.flatten_features(feats, batch_data_samples)
-        memory = self.encoder(flat.feats, flat.pos, flat.padding_mask,
-                              flat.spatial_shapes, flat.level_start_index,
-                              flat.valid_ratios, flat.level_shapes)
-        enc_cls_logits = enc_boxes = None
-        if self.as_two_stage:
-            proposals = self.proposal_generator(
-                memory, flat.padding_mask, flat.level_shapes,
-                self.bbox_head.cls_branches[self.decoder.num_layers],
-                self.bbox_head.reg_branches[self.decoder.num_layers])
-            query, query_pos = proposals.query, proposals.query_pos
-            reference_points = proposals.reference_points
-            if self.training:
-                enc_cls_logits = proposals.cls_logits
-                enc_boxes = proposals.boxes
-        else:
-            B = memory.shape[0]
-            query_pos, query = torch.split(self.query_embedding.weight,
-                                           self.embed_dims, dim=1)
-            query_pos = query_pos.unsqueeze(0).expand(B, -1, -1)  # B, Q, C
-            query = query.unsqueeze(0).expand(B, -1, -1)  # B, Q, C
-            # float32 under mixed precision too (see the attention).
-            with torch.autocast(query_pos.device.type, enabled=False):
-                reference_points = self.reference_points_fc(
-                    query_pos.float()).sigmoid()  # B, Q, 2
-        hidden_states, references = self.decoder(
-            query, query_pos, memory, flat.padding_mask, reference_points,
-            flat.spatial_shapes, flat.level_start_index, flat.valid_ratios,
-            reg_branches=(self.bbox_head.reg_branches
-                          if self.with_box_refine else None))
-        return DecoderOutputs(hidden_states, references, enc_cls_logits,
-                              enc_boxes)
+        memory = self.encode(flat)
+        queries = self.select_queries(memory, flat, batch_data_samples)
+        return self.decode(queries, memory, flat)
 
     def flatten_features(
             self, feats: Sequence[Tensor],
@@ -285,6 +197,64 @@ class DeformableDETR(BaseDetector):
             torch.cat(flat_feats, 1), torch.cat(flat_pos, 1),
             torch.cat(flat_masks, 1), spatial_shapes, level_start_index,
             torch.stack(ratios, 1), tuple(shapes))
+
+    def encode(self, flat: FlatFeatures) -> Tensor:
+        """The encoder's (B, S, C) memory."""
+        return self.encoder(flat.feats, flat.pos, flat.padding_mask,
+                            flat.spatial_shapes, flat.level_start_index,
+                            flat.valid_ratios, flat.level_shapes)
+
+    def select_queries(
+            self, memory: Tensor, flat: FlatFeatures,
+            batch_data_samples: Optional[List[DetDataSample]]) -> Queries:
+        """The decoder's queries: the top encoder proposals in two-stage,
+        else the learned ones. ``batch_data_samples`` is there for members
+        whose queries depend on the ground truth (denoising)."""
+        if self.as_two_stage:
+            return self._proposal_queries(memory, flat)
+        return self._learned_queries(memory)
+
+    def _learned_queries(self, memory: Tensor) -> Queries:
+        """The learned queries, and reference points from their
+        positions."""
+        B = memory.shape[0]
+        query_pos, query = torch.split(self.query_embedding.weight,
+                                       self.embed_dims, dim=1)
+        query_pos = query_pos.unsqueeze(0).expand(B, -1, -1)  # B, Q, C
+        query = query.unsqueeze(0).expand(B, -1, -1)  # B, Q, C
+        # float32 under mixed precision too (see the attention).
+        with torch.autocast(query_pos.device.type, enabled=False):
+            reference_points = self.reference_points_fc(
+                query_pos.float()).sigmoid()  # B, Q, 2
+        return Queries(query, query_pos, reference_points, None, None)
+
+    def _proposal_queries(self, memory: Tensor, flat: FlatFeatures) -> Queries:
+        """The top-Q encoder proposals, scored and boxed by the head's last
+        branch pair; their scores and boxes are trained in training."""
+        proposals = self.proposal_generator(
+            memory, flat.padding_mask, flat.level_shapes,
+            self.bbox_head.cls_branches[self.decoder.num_layers],
+            self.bbox_head.reg_branches[self.decoder.num_layers])
+        if not self.training:
+            return Queries(proposals.query, proposals.query_pos,
+                           proposals.reference_points, None, None)
+        return Queries(proposals.query, proposals.query_pos,
+                       proposals.reference_points, proposals.cls_logits,
+                       proposals.boxes)
+
+    def decode(self, queries: Queries, memory: Tensor,
+               flat: FlatFeatures) -> DeformableDETRHeadInputs:
+        """The decoder on ``memory``: every layer's output and reference,
+        as the head takes them."""
+        hidden_states, references = self.decoder(
+            queries.query, queries.query_pos, memory, flat.padding_mask,
+            queries.reference_points, flat.spatial_shapes,
+            flat.level_start_index, flat.valid_ratios,
+            reg_branches=(self.bbox_head.reg_branches
+                          if self.with_box_refine else None))
+        return DeformableDETRHeadInputs(hidden_states, references,
+                                        queries.enc_cls_logits,
+                                        queries.enc_boxes)
 
 
 def _check_levels(backbone: dict, neck: dict, num_feature_levels: int,

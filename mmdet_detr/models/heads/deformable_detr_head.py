@@ -5,9 +5,10 @@ Symbols: N prediction layers, B batch, Q queries, K classes, C channels,
 S encoder tokens.
 """
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
+from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
@@ -18,6 +19,23 @@ from .set_loss import MatchTargets, SetLoss, boxes_to_pixels, name_by_layer
 # The classifiers' bias: every class starts at a 0.01 foreground
 # probability (focal loss's prior, Lin et al. 2017).
 _PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)
+
+
+class DeformableDETRHeadInputs(NamedTuple):
+    """What the detector's transformer hands to the head.
+
+    hidden_states: (N, B, Q, C) every decoder layer's output.
+    references: at least N tensors (B, Q, 2 or 4), the normalised
+        reference points or boxes each layer started from.
+    enc_cls_logits: (B, S, K) proposal logits in two-stage training, or
+        None.
+    enc_boxes: (B, S, 4) normalised ``(cx, cy, w, h)`` proposal boxes in
+        two-stage training, or None.
+    """
+    hidden_states: Tensor
+    references: List[Tensor]
+    enc_cls_logits: Optional[Tensor]
+    enc_boxes: Optional[Tensor]
 
 
 @MODELS.register_module()
@@ -128,22 +146,24 @@ class DeformableDETRHead(nn.Module):
         classifier.reset_parameters()
         nn.init.constant_(classifier.bias, _PRIOR_BIAS)
 
-    def forward(self, hidden_states: Tensor,
-                references: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Predict for every decoder layer.
+    @staticmethod
+    def class_probabilities(cls_logits: Tensor) -> Tensor:
+        """(..., K) logits -> (..., K) independent class probabilities."""
+        return cls_logits.sigmoid()
 
-        Args:
-            hidden_states: (N, B, Q, C) the decoder's layer outputs.
-            references: at least N tensors (B, Q, 2 or 4), normalised
-                reference points or boxes each layer started from.
+    def forward(self, head_inputs: DeformableDETRHeadInputs
+                ) -> Tuple[Tensor, Tensor]:
+        """Predict for every decoder layer.
 
         Returns:
             cls_logits: (N, B, Q, K).
             boxes: (N, B, Q, 4) normalised ``(cx, cy, w, h)``.
         """
+        references = head_inputs.references
         cls_logits, boxes = zip(*(
             self._predict_layer(layer_id, hidden_state, references[layer_id])
-            for layer_id, hidden_state in enumerate(hidden_states)))
+            for layer_id, hidden_state in enumerate(
+                head_inputs.hidden_states)))
         return torch.stack(cls_logits), torch.stack(boxes)
 
     def _predict_layer(self, layer_id: int, hidden_state: Tensor,
@@ -159,40 +179,39 @@ class DeformableDETRHead(nn.Module):
                 [delta[..., :2] + reference, delta[..., 2:]], -1)
         return self.cls_branches[layer_id](hidden_state), box_logits.sigmoid()
 
-    def loss(self, hidden_states: Tensor, references: Sequence[Tensor],
-             enc_cls_logits: Optional[Tensor], enc_boxes: Optional[Tensor],
-             batch_gt_instances: List[InstanceData],
-             batch_img_metas: List[dict]) -> Dict[str, Tensor]:
+    def loss(self, head_inputs: DeformableDETRHeadInputs,
+             batch_data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
         """Losses of every decoder layer (the last unprefixed, layer i as
         ``d{i}.loss_*``) and, in two-stage, of the encoder proposals
         (``enc_loss_*``, class-agnostic).
 
         Args:
-            hidden_states, references: as for :meth:`forward`.
-            enc_cls_logits: (B, S, K) or None.
-            enc_boxes: (B, S, 4) normalised ``(cx, cy, w, h)`` or None.
-            batch_gt_instances: per image ``bboxes`` (G_b, 4) ``xyxy`` in
-                pixels and ``labels`` (G_b, ).
-            batch_img_metas: per image, ``img_shape`` (h, w).
+            head_inputs: the transformer's outputs.
+            batch_data_samples: per image, ``gt_instances`` with ``bboxes``
+                (G_b, 4) ``xyxy`` in pixels and ``labels`` (G_b, ), and the
+                ``img_shape`` (h, w) in its metainfo.
         """
-        cls_logits, boxes = self(hidden_states, references)
-        targets = MatchTargets.build(batch_gt_instances, batch_img_metas)
+        cls_logits, boxes = self(head_inputs)
+        targets = MatchTargets.build(
+            [s.gt_instances for s in batch_data_samples],
+            [s.metainfo for s in batch_data_samples])
         losses = name_by_layer(
             self.set_loss(cls_logits, boxes, targets.labels, targets))
+        enc_cls_logits = head_inputs.enc_cls_logits
         if enc_cls_logits is not None:
             # Proposals are scored as "object": every target is class 0.
             agnostic = [torch.zeros_like(labels) for labels in targets.labels]
-            enc_losses = self.set_loss(enc_cls_logits[None], enc_boxes[None],
-                                       agnostic, targets)[0]
+            enc_losses = self.set_loss(enc_cls_logits[None],
+                                       head_inputs.enc_boxes[None], agnostic,
+                                       targets)[0]
             for name, value in enc_losses.items():
                 losses['enc_' + name] = value
         return losses
 
     @torch.no_grad()
     def predict(self,
-                hidden_states: Tensor,
-                references: Sequence[Tensor],
-                batch_img_metas: List[dict],
+                head_inputs: DeformableDETRHeadInputs,
+                batch_data_samples: List[DetDataSample],
                 rescale: bool = True) -> List[InstanceData]:
         """Detections of the last layer: the top ``max_per_img`` (query,
         class) scores per image.
@@ -202,19 +221,20 @@ class DeformableDETRHead(nn.Module):
             of the original image when ``rescale``), ``scores`` (n, ) and
             ``labels`` (n, ).
         """
-        last = len(hidden_states) - 1
-        cls_logits, boxes = self._predict_layer(last, hidden_states[last],
-                                                references[last])
+        last = len(head_inputs.hidden_states) - 1
+        cls_logits, boxes = self._predict_layer(
+            last, head_inputs.hidden_states[last],
+            head_inputs.references[last])
         results = []
-        for logits, box, meta in zip(cls_logits, boxes, batch_img_metas):
-            scores, index = logits.sigmoid().flatten().topk(
+        for logits, box, sample in zip(cls_logits, boxes, batch_data_samples):
+            scores, index = self.class_probabilities(logits).flatten().topk(
                 min(self.max_per_img, logits.numel()))
             labels = index % self.num_classes
-            box = boxes_to_pixels(box[index // self.num_classes], meta,
-                                  rescale)
+            box = boxes_to_pixels(box[index // self.num_classes],
+                                  sample.metainfo, rescale)
             results.append(InstanceData(bboxes=box, scores=scores,
                                         labels=labels))
         return results
 
 
-__all__ = ['DeformableDETRHead']
+__all__ = ['DeformableDETRHead', 'DeformableDETRHeadInputs']

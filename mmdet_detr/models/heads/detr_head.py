@@ -4,14 +4,24 @@ cross-entropy, L1 and GIoU losses of every layer.
 
 Symbols: N decoder layers, B batch, Q queries, K classes, C channels.
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
+from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmdet_detr.registry import MODELS, TASK_UTILS
 from .set_loss import MatchTargets, SetLoss, boxes_to_pixels, name_by_layer
+
+
+class DETRHeadInputs(NamedTuple):
+    """What DETR's transformer hands to the head.
+
+    hidden_states: (N, B, Q, C) every decoder layer's output (after the
+        decoder's final LayerNorm).
+    """
+    hidden_states: Tensor
 
 
 @MODELS.register_module()
@@ -93,40 +103,49 @@ class DETRHead(nn.Module):
         count): torch's ``Linear`` init, as DETR's classifier starts."""
         classifier.reset_parameters()
 
-    def forward(self, hidden_states: Tensor) -> Tuple[Tensor, Tensor]:
-        """Predict for every decoder layer.
+    @staticmethod
+    def class_probabilities(cls_logits: Tensor) -> Tensor:
+        """(..., K + 1) logits -> (..., K) class probabilities: the softmax
+        over the classes and no-object, without no-object's."""
+        return cls_logits.softmax(-1)[..., :-1]
 
-        Args:
-            hidden_states: (N, B, Q, C) the decoder's layer outputs.
+    def forward(self,
+                head_inputs: DETRHeadInputs) -> Tuple[Tensor, Tensor]:
+        """Predict for every decoder layer.
 
         Returns:
             cls_logits: (N, B, Q, K + 1), no-object last.
             boxes: (N, B, Q, 4) normalised ``(cx, cy, w, h)``.
         """
+        return self._predict(head_inputs.hidden_states)
+
+    def _predict(self, hidden_states: Tensor) -> Tuple[Tensor, Tensor]:
+        """(..., C) -> (..., K + 1) logits and (..., 4) boxes."""
         return (self.cls_branch(hidden_states),
                 self.reg_branch(hidden_states).sigmoid())
 
-    def loss(self, hidden_states: Tensor,
-             batch_gt_instances: List[InstanceData],
-             batch_img_metas: List[dict]) -> Dict[str, Tensor]:
+    def loss(self, head_inputs: DETRHeadInputs,
+             batch_data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
         """Losses of every decoder layer, the last unprefixed, layer i as
         ``d{i}.loss_*`` (DETR's auxiliary losses).
 
         Args:
-            hidden_states: (N, B, Q, C).
-            batch_gt_instances: per image ``bboxes`` (G_b, 4) ``xyxy`` in
-                pixels and ``labels`` (G_b, ).
-            batch_img_metas: per image, ``img_shape`` (h, w).
+            head_inputs: the transformer's outputs.
+            batch_data_samples: per image, ``gt_instances`` with ``bboxes``
+                (G_b, 4) ``xyxy`` in pixels and ``labels`` (G_b, ), and the
+                ``img_shape`` (h, w) in its metainfo.
         """
-        cls_logits, boxes = self(hidden_states)
-        targets = MatchTargets.build(batch_gt_instances, batch_img_metas)
+        cls_logits, boxes = self(head_inputs)
+        targets = MatchTargets.build(
+            [s.gt_instances for s in batch_data_samples],
+            [s.metainfo for s in batch_data_samples])
         return name_by_layer(
             self.set_loss(cls_logits, boxes, targets.labels, targets))
 
     @torch.no_grad()
     def predict(self,
-                hidden_states: Tensor,
-                batch_img_metas: List[dict],
+                head_inputs: DETRHeadInputs,
+                batch_data_samples: List[DetDataSample],
                 rescale: bool = True) -> List[InstanceData]:
         """Detections of the last layer: each query's most likely class
         other than no-object, the ``max_per_img`` highest scores per image.
@@ -136,17 +155,19 @@ class DETRHead(nn.Module):
             of the original image when ``rescale``), ``scores`` (n, ) and
             ``labels`` (n, ).
         """
-        cls_logits, boxes = self(hidden_states[-1])  # B, Q, K + 1; B, Q, 4
+        cls_logits, boxes = self._predict(
+            head_inputs.hidden_states[-1])  # B, Q, K + 1; B, Q, 4
         results = []
-        for logits, box, meta in zip(cls_logits, boxes, batch_img_metas):
-            scores, labels = logits.softmax(-1)[:, :-1].max(-1)  # Q; Q
+        for logits, box, sample in zip(cls_logits, boxes, batch_data_samples):
+            scores, labels = self.class_probabilities(logits).max(-1)  # Q; Q
             scores, index = scores.topk(min(self.max_per_img, len(scores)))
             results.append(
                 InstanceData(
-                    bboxes=boxes_to_pixels(box[index], meta, rescale),
+                    bboxes=boxes_to_pixels(box[index], sample.metainfo,
+                                           rescale),
                     scores=scores,
                     labels=labels[index]))
         return results
 
 
-__all__ = ['DETRHead']
+__all__ = ['DETRHead', 'DETRHeadInputs']
