@@ -45,7 +45,7 @@ EXT_SOURCES := $(wildcard mmdet_detr/ops/csrc/*.cpp mmdet_detr/ops/csrc/*.h)
 help:
 	@sed -n '3,6p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# *//'
 
-setup: $(VENV)/.stamp-package
+setup: $(VENV)/.stamp-package $(VENV)/.stamp-reference
 
 test: setup
 	@$(PY) -m pytest tests $(PYTEST_ARGS); rc=$$?; \
@@ -86,6 +86,17 @@ $(VENV)/.stamp-package: setup.py setup.cfg pyproject.toml $(EXT_SOURCES) \
 		$(VENV)/.stamp-requirements $(VENV)/.stamp-mmcv
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	$(PY) tools/check_env.py
+	touch $@
+
+# Code the tests compare against that cannot be installed into .venv (see
+# requirements/reference.txt): unpacked into .venv/reference/, off sys.path.
+# --no-deps: the torch that torchvision pins is the one in .venv; resolving
+# it again would put a second torch (on most machines a CUDA build) into
+# the folder.
+$(VENV)/.stamp-reference: requirements/reference.txt | $(PY)
+	rm -rf $(VENV)/reference
+	$(PIP) install -q --no-deps --target $(VENV)/reference \
+		-r requirements/reference.txt
 	touch $@
 
 $(VENV)/.stamp-lint: requirements/lint.txt | $(PY)

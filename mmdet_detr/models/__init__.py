@@ -2,6 +2,7 @@
 from .assigners.hungarian_assigner import HungarianAssigner
 from .assigners.match_costs import (BBoxL1Cost, ClassificationCost,
                                     FocalLossCost, GIoUCost)
+from .backbones.torchvision_dilation_resnet import TorchvisionDilationResNet
 from .detectors.deformable_detr import DeformableDETR
 from .detectors.detr import DETR
 from .heads.deformable_detr_head import DeformableDETRHead
@@ -18,5 +19,6 @@ __all__ = [
     'DeformableDETR', 'DeformableDETRHead', 'DeformableTransformerDecoder',
     'DeformableTransformerEncoder', 'FocalLossCost', 'GIoUCost',
     'HungarianAssigner', 'MultiScaleDeformableAttention',
-    'SinePositionalEncoding', 'TransformerDecoder', 'TransformerEncoder'
+    'SinePositionalEncoding', 'TorchvisionDilationResNet',
+    'TransformerDecoder', 'TransformerEncoder'
 ]
