@@ -22,8 +22,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 import mmdet_detr.engine  # noqa: F401 (installs the safe local loader)
 from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
-from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
-                                                  check_checkpoint_file)
+from mmdet_detr.checkpoint.loader import (ForeignCheckpointError,
+                                          check_checkpoint_file)
 from mmdet_detr.checkpoint.official_layout import (convert_official,
                                                    convert_official_state_dict)
 from mmdet_detr.registry import MODELS

@@ -17,8 +17,8 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
-from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
-                                                  check_checkpoint_file)
+from mmdet_detr.checkpoint.loader import (ForeignCheckpointError,
+                                          check_checkpoint_file)
 from mmdet_detr.checkpoint.official_detr_layout import (
     convert_official_detr, convert_official_detr_state_dict)
 from mmdet_detr.models.layers.transformer_decoder import \
