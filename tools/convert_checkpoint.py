@@ -14,7 +14,7 @@ never written over an existing file.
 import argparse
 import sys
 
-from mmdet_detr.checkpoint.official_detr_layout import DETR_CONFIGS
+from mmdet_detr.checkpoint.converters.detr_official import DETR_CONFIGS
 from mmdet_detr.checkpoint.safe_load import UnsafeCheckpointError
 from mmdet_detr.checkpoint.sources import SOURCES, convert_checkpoint
 from mmdet_detr.checkpoint.variants import VARIANTS

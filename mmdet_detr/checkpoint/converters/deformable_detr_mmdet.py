@@ -10,9 +10,9 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..safe_load import load_checkpoint_file
+from ..variants import CONFIGS, variant_name
 from .converted import Converted
-from .safe_load import load_checkpoint_file
-from .variants import CONFIGS, variant_name
 
 # (mmdet pattern, this project's replacement), applied in order, first match.
 _ENC = r'^encoder\.layers\.(\d+)\.'

@@ -22,10 +22,10 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 
+from ..safe_load import load_checkpoint_file
 from .coco_classes import NUM_CATEGORY_IDS, category_rows, coco_dataset_meta
 from .converted import Converted
 from .key_rules import add_batch_norm_counters, rename
-from .safe_load import load_checkpoint_file
 
 SOURCE = 'official DETR'
 # Variant -> the config that runs it. DC5 has the same weights as R50; only
