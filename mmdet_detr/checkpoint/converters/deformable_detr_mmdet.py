@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..safe_load import load_checkpoint_file
-from ..variants import CONFIGS, variant_name
+from ..variants.deformable_detr import CONFIGS, variant_name
 from .converted import Converted
 
 # (mmdet pattern, this project's replacement), applied in order, first match.

@@ -21,7 +21,7 @@ from typing import Dict, Optional
 import torch
 
 from ..safe_load import load_checkpoint_file
-from ..variants import CONV_BIAS_CONFIGS, variant_name
+from ..variants.deformable_detr import CONV_BIAS_CONFIGS, variant_name
 from .coco_classes import (CATEGORY_MAPPING_NOTE, NUM_CATEGORY_IDS,
                            category_rows, coco_dataset_meta, proposal_rows)
 from .converted import Converted
