@@ -16,7 +16,6 @@ The official ``checkpoint['model']`` (``models/detr.py``,
   last; they become mmdet's 80 contiguous classes, then no-object;
 - ``bbox_embed.layers.{0,1,2}``: the box MLP.
 """
-import re
 from typing import Dict, Optional
 
 import torch
@@ -26,7 +25,7 @@ from ..safe_load import load_checkpoint_file
 from ..variants.detr import CONFIGS, variant_name
 from .coco_classes import NUM_CATEGORY_IDS, category_rows, coco_dataset_meta
 from .converted import Converted
-from .key_rules import add_batch_norm_counters, rename
+from .key_rules import add_batch_norm_counters, rename, unmatched_keys
 
 SOURCE = 'official DETR'
 _ENC = r'^transformer\.encoder\.layers\.(\d+)\.'
@@ -52,7 +51,6 @@ _RULES = [
     (r'^bbox_embed\.layers\.1\.', 'bbox_head.reg_branch.2.'),
     (r'^bbox_embed\.layers\.2\.', 'bbox_head.reg_branch.4.'),
 ]
-_COMPILED = [re.compile(p) for p, _ in _RULES]
 
 
 def is_official_detr(checkpoint: Dict) -> bool:
@@ -83,8 +81,7 @@ def convert_official_detr_state_dict(
         ValueError: for keys with no place here (pre-norm or segmentation
             models, learned position embeddings) or an unknown variant.
     """
-    unknown = [k for k in state_dict
-               if not any(p.match(k) for p in _COMPILED)]
+    unknown = unmatched_keys(state_dict, _RULES)
     if unknown:
         raise ValueError(
             f'{len(unknown)} key(s) of the {SOURCE} checkpoint have no '
