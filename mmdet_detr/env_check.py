@@ -159,8 +159,8 @@ def _read(path: str) -> bytes:
 def _checkpoint_loading_finding(torch) -> Finding:
     # torch >= 2.6 loads with weights_only=True by default, and mmengine
     # 0.10.7's checkpoints hold numpy and HistoryBuffer objects.
-    from mmdet_detr.checkpoint.safe_load import (install_safe_local_loader,
-                                                 safe_local_loader_installed)
+    from mmdet_detr.checkpoint.loader import (install_safe_local_loader,
+                                              safe_local_loader_installed)
     install_safe_local_loader()
     new_torch = Version(torch.__version__.split('+')[0]) >= Version('2.6')
     return Finding(

@@ -6,7 +6,7 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.registry import DefaultScope
 
-from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
+from mmdet_detr.checkpoint.converters.coco_classes import COCO_CATEGORY_IDS
 from mmdet_detr.registry import MODELS
 
 EMBED, QUERIES, HEADS, POINTS, FFN = 64, 10, 4, 2, 32

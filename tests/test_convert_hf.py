@@ -14,10 +14,11 @@ from convert_helpers import (BASE_CHANNELS, DECODER_LAYERS, EMBED,
                              ENCODER_LAYERS, FFN, HEADS, POINTS, QUERIES,
                              assert_predicts_like_hf, perturb_, tiny_model)
 
-from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
-from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
-                                                  check_checkpoint_file)
-from mmdet_detr.checkpoint.hf_layout import convert_hf, convert_hf_state_dict
+from mmdet_detr.checkpoint.converters.coco_classes import COCO_CATEGORY_IDS
+from mmdet_detr.checkpoint.converters.deformable_detr_hf import (
+    convert_hf, convert_hf_state_dict)
+from mmdet_detr.checkpoint.loader import (ForeignCheckpointError,
+                                          check_checkpoint_file)
 
 transformers = pytest.importorskip('transformers')
 

@@ -22,9 +22,10 @@ from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
 from test_parity_mmdet import VARIANTS, build_pair, make_batch
 
-from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
-                                                  prepare_state_dict)
-from mmdet_detr.checkpoint.mmdet_layout import convert_mmdet_state_dict
+from mmdet_detr.checkpoint.converters.deformable_detr_mmdet import \
+    convert_mmdet_state_dict
+from mmdet_detr.checkpoint.loader import (ForeignCheckpointError,
+                                          prepare_state_dict)
 from mmdet_detr.checkpoint.sources import convert_checkpoint
 from mmdet_detr.datasets.shapes import make_shapes_dataset
 

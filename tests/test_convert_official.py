@@ -21,11 +21,11 @@ from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import CheckpointLoader
 
 import mmdet_detr.engine  # noqa: F401 (installs the safe local loader)
-from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
-from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
-                                                  check_checkpoint_file)
-from mmdet_detr.checkpoint.official_layout import (convert_official,
-                                                   convert_official_state_dict)
+from mmdet_detr.checkpoint.converters.coco_classes import COCO_CATEGORY_IDS
+from mmdet_detr.checkpoint.converters.deformable_detr_official import (
+    convert_official, convert_official_state_dict)
+from mmdet_detr.checkpoint.loader import (ForeignCheckpointError,
+                                          check_checkpoint_file)
 from mmdet_detr.registry import MODELS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -321,7 +321,8 @@ def test_converted_official_model_predicts_the_same(variant):
     from convert_helpers import assert_predicts_like_hf, tiny_model
     from test_convert_hf import hf_model
 
-    from mmdet_detr.checkpoint.hf_layout import convert_hf_state_dict
+    from mmdet_detr.checkpoint.converters.deformable_detr_hf import \
+        convert_hf_state_dict
     reference = hf_model(variant)
     hf_state = reference.state_dict()
     official = official_from_hf(

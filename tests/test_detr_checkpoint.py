@@ -16,11 +16,11 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from mmdet_detr.checkpoint.coco_classes import COCO_CATEGORY_IDS
-from mmdet_detr.checkpoint.foreign_layout import (ForeignCheckpointError,
-                                                  check_checkpoint_file)
-from mmdet_detr.checkpoint.official_detr_layout import (
+from mmdet_detr.checkpoint.converters.coco_classes import COCO_CATEGORY_IDS
+from mmdet_detr.checkpoint.converters.detr_official import (
     convert_official_detr, convert_official_detr_state_dict)
+from mmdet_detr.checkpoint.loader import (ForeignCheckpointError,
+                                          check_checkpoint_file)
 from mmdet_detr.models.layers.transformer_decoder import \
     TransformerDecoderLayer
 from mmdet_detr.models.layers.transformer_encoder import \

@@ -19,9 +19,9 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
-from mmdet_detr.checkpoint.foreign_layout import prepare_state_dict
-from mmdet_detr.checkpoint.mmdet_detr_layout import (
+from mmdet_detr.checkpoint.converters.detr_mmdet import (
     convert_mmdet_detr_state_dict, mmdet_detr_key_to_ours)
+from mmdet_detr.checkpoint.loader import prepare_state_dict
 from mmdet_detr.models.assigners.match_costs import ClassificationCost
 from mmdet_detr.registry import MODELS
 

@@ -15,8 +15,8 @@ from mmdet.structures import DetDataSample
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
-from mmdet_detr.checkpoint.mmdet_layout import (convert_mmdet_state_dict,
-                                                mmdet_key_to_ours)
+from mmdet_detr.checkpoint.converters.deformable_detr_mmdet import (
+    convert_mmdet_state_dict, mmdet_key_to_ours)
 from mmdet_detr.registry import MODELS
 
 EMBED, QUERIES, LAYERS, FFN, CLASSES = 256, 20, 2, 64, 5

@@ -19,10 +19,10 @@ from mmengine.runner.checkpoint import (CheckpointLoader, _load_checkpoint,
 
 import mmdet_detr.engine  # noqa: F401  (installs the safe local loader)
 from mmdet_detr.checkpoint import safe_load
+from mmdet_detr.checkpoint.loader import load_from_local_safe
 from mmdet_detr.checkpoint.safe_load import (TRUST_ENV_VAR,
                                              UnsafeCheckpointError,
-                                             load_checkpoint_file,
-                                             load_from_local_safe)
+                                             load_checkpoint_file)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -146,7 +146,7 @@ def test_runner_checkpoint_needs_the_allowlist(runner_checkpoint):
 def test_runner_builds_install_loader_and_resume(runner_checkpoint):
     _, output = runner_checkpoint
     # mmdet_detr.engine was imported through the registry's location only.
-    assert ('LOADER mmdet_detr.checkpoint.safe_load load_from_local_safe'
+    assert ('LOADER mmdet_detr.checkpoint.loader load_from_local_safe'
             in output)
     assert 'Loads checkpoint by local_safe backend' in output
     assert 'RESUMED 2 8' in output

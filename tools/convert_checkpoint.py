@@ -14,10 +14,9 @@ never written over an existing file.
 import argparse
 import sys
 
-from mmdet_detr.checkpoint.official_detr_layout import DETR_CONFIGS
 from mmdet_detr.checkpoint.safe_load import UnsafeCheckpointError
 from mmdet_detr.checkpoint.sources import SOURCES, convert_checkpoint
-from mmdet_detr.checkpoint.variants import VARIANTS
+from mmdet_detr.checkpoint.variants import deformable_detr, detr
 
 
 def parse_args():
@@ -31,7 +30,8 @@ def parse_args():
         '--from', dest='source', required=True, choices=sorted(SOURCES),
         help='the layout of SRC')
     parser.add_argument(
-        '--variant', choices=list(VARIANTS) + list(DETR_CONFIGS),
+        '--variant',
+        choices=list(deformable_detr.VARIANTS) + list(detr.VARIANTS),
         help='the model variant, when the checkpoint does not tell '
         '(single_scale and single_scale_dc5, r50 and r50_dc5 have the same '
         'weights)')

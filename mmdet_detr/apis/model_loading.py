@@ -10,7 +10,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from mmdet_detr.checkpoint.foreign_layout import prepare_state_dict
+from mmdet_detr.checkpoint.loader import prepare_state_dict
 from mmdet_detr.engine import cli
 from mmdet_detr.registry import DATASETS, MODELS
 
@@ -58,7 +58,7 @@ def load_model(cfg: Config, checkpoint: str,
     cli.check_checkpoint_path(checkpoint, 'CHECKPOINT')
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
-    # Local files load through mmdet_detr.checkpoint.safe_load (importing
+    # Local files load through mmdet_detr.checkpoint.loader (importing
     # mmdet_detr.engine installed it); URLs through mmengine's loaders.
     ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None

@@ -6,7 +6,7 @@ This project's model config names each value once (``embed_dims``,
 same values over mmcv's generic blocks (``layer_cfg.self_attn_cfg``,
 ``ffn_cfg.ffn_drop``, ...). :func:`mmdet_model_config` writes the one as the
 other and :func:`build_model_pair` copies the weights across with the key map
-of :mod:`mmdet_detr.checkpoint.mmdet_layout`.
+of :mod:`mmdet_detr.checkpoint.converters.deformable_detr_mmdet`.
 """
 import copy
 import logging
@@ -19,7 +19,8 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from mmdet_detr.checkpoint.mmdet_layout import convert_mmdet_state_dict
+from mmdet_detr.checkpoint.converters.deformable_detr_mmdet import \
+    convert_mmdet_state_dict
 from mmdet_detr.registry import MODELS
 
 # This project's match costs and mmdet's equivalents (boxes are normalised

@@ -26,18 +26,13 @@ the globals. Trusted legacy files can be loaded with full unpickling by
 setting ``MMDET_DETR_TRUST_CHECKPOINTS=1``; each such load is logged as a
 warning.
 
-:func:`install_safe_local_loader` makes mmengine's ``CheckpointLoader`` use
-:func:`load_checkpoint_file` for local paths, the prefix ``''`` that
-``Runner.load_checkpoint``, ``Runner.resume``, ``load_from`` and
-``init_cfg=dict(type='Pretrained', checkpoint=<local file>)`` all go through.
-The URL schemes (``torchvision://``, ``http(s)://``, ...) keep mmengine's
-loaders. That loader also refuses a checkpoint in another implementation's
-layout with the command that converts it, naming the file.
+This module reads files and imports nothing of this project, so the
+converters read with it too. :mod:`.loader` makes :func:`load_checkpoint_file`
+mmengine's loader of local paths.
 """
 import argparse
 import logging
 import os
-import os.path as osp
 import pickle
 import re
 from typing import Callable, List, Tuple, Union
@@ -45,7 +40,6 @@ from typing import Callable, List, Tuple, Union
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer, print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 
 TRUST_ENV_VAR = 'MMDET_DETR_TRUST_CHECKPOINTS'
 _TRUE_VALUES = ('1', 'true', 'yes', 'on')
@@ -197,32 +191,3 @@ def load_checkpoint_file(filename: str,
         logger='current',
         level=logging.WARNING)
     return torch.load(filename, map_location=map_location, weights_only=False)
-
-
-def load_from_local_safe(filename: str,
-                         map_location: MapLocation = None) -> object:
-    """mmengine's local-path loader, with :func:`load_checkpoint_file`."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    checkpoint = load_checkpoint_file(filename, map_location)
-    # Imported here: foreign_layout reads files through this module.
-    from .foreign_layout import raise_if_foreign
-    raise_if_foreign(checkpoint, filename)
-    return checkpoint
-
-
-def install_safe_local_loader() -> None:
-    """Register :func:`load_from_local_safe` for local paths (prefix ``''``)
-    in mmengine's ``CheckpointLoader``, replacing ``load_from_local``.
-
-    Idempotent. Other prefixes keep their loaders.
-    """
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local_safe, force=True)
-
-
-def safe_local_loader_installed() -> bool:
-    """Whether local paths currently load through this module."""
-    return CheckpointLoader._get_checkpoint_loader(
-        'any/local/file.pth') is load_from_local_safe

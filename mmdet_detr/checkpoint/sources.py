@@ -2,16 +2,17 @@
 
 A source is one entry: a test of a loaded file's object (or state dict),
 used to recognise it when it is loaded unconverted, and a converter from a
-file path. Adding a source is adding its module and one entry here.
+file path. Adding a source is adding its module to ``converters/`` and
+one entry here.
 """
 import os.path as osp
 from typing import Callable, Dict, Mapping, NamedTuple, Optional
 
-from .converted import Converted, save_converted
-from .hf_layout import convert_hf, is_hf
-from .mmdet_layout import convert_mmdet, is_mmdet
-from .official_detr_layout import convert_official_detr, is_official_detr
-from .official_layout import convert_official, is_official
+from .converters.converted import Converted, save_converted
+from .converters.deformable_detr_hf import convert_hf, is_hf
+from .converters.deformable_detr_mmdet import convert_mmdet, is_mmdet
+from .converters.deformable_detr_official import convert_official, is_official
+from .converters.detr_official import convert_official_detr, is_official_detr
 
 
 class Source(NamedTuple):

@@ -3,10 +3,10 @@
 The registries of ``mmdet_detr/registry.py`` import this package the first
 time a Runner with ``default_scope='mmdet_detr'`` looks up a hook, optimizer
 wrapper, metric or visualizer. Importing it also makes mmengine load local
-checkpoints through :mod:`mmdet_detr.checkpoint.safe_load` (``weights_only``
+checkpoints through :mod:`mmdet_detr.checkpoint.loader` (``weights_only``
 unpickling with an explicit allowlist), before the Runner loads any.
 """
-from mmdet_detr.checkpoint.safe_load import install_safe_local_loader
+from mmdet_detr.checkpoint.loader import install_safe_local_loader
 from .atomic_checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend
 from .bf16_optim_wrapper import BF16AutocastOptimWrapper
 from .checkpoint_variant_hook import CheckpointVariantHook

@@ -15,7 +15,7 @@ A different number of classes (only the classifier shapes differ) is let
 through: that is fine-tuning, and the classifiers are initialised anew.
 Checkpoints in a foreign layout (mmdet's, the reference implementation's)
 are refused with the command that converts them. Both are done by
-:func:`mmdet_detr.checkpoint.foreign_layout.prepare_state_dict`, which the
+:func:`mmdet_detr.checkpoint.loader.prepare_state_dict`, which the
 hook calls before mmengine copies the state dict into the model.
 """
 import ast
@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from mmdet_detr.checkpoint.foreign_layout import prepare_state_dict
+from mmdet_detr.checkpoint.loader import prepare_state_dict
 from mmdet_detr.registry import HOOKS
 
 _SHOWN = 5
@@ -35,7 +35,7 @@ class CheckpointVariantHook(Hook):
     """Raise ``ValueError`` when a loaded checkpoint's parameters do not
     fit the model (see module doc); refuse foreign layouts and
     re-initialise classifiers of another class count
-    (:func:`~mmdet_detr.checkpoint.foreign_layout.prepare_state_dict`).
+    (:func:`~mmdet_detr.checkpoint.loader.prepare_state_dict`).
 
     The model says what to compare: its ``parameter_settings`` (config
     paths under ``model``) and its head's ``classifiers()``, whose class

@@ -3,21 +3,21 @@
 mmdet nests its layers in mmcv's generic blocks (``ffn.layers.0.0``,
 ``norms.1``, ``self_attn.attn``); this project names each part.
 """
-import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor
 
+from ..safe_load import load_checkpoint_file
+from ..variants.deformable_detr import CONFIGS, variant_name
 from .converted import Converted
-from .safe_load import load_checkpoint_file
-from .variants import CONFIGS, variant_name
+from .key_rules import KEEP_REST, Rules, rename, rename_key
 
 # (mmdet pattern, this project's replacement), applied in order, first match.
 _ENC = r'^encoder\.layers\.(\d+)\.'
 _DEC = r'^decoder\.layers\.(\d+)\.'
-_RULES: List[Tuple[str, str]] = [
+_RULES: Rules = [
     (_ENC + r'ffn\.layers\.0\.0\.', r'encoder.layers.\1.ffn.linear1.'),
     (_ENC + r'ffn\.layers\.1\.', r'encoder.layers.\1.ffn.linear2.'),
     (_ENC + r'norms\.0\.', r'encoder.layers.\1.self_attn_norm.'),
@@ -30,23 +30,21 @@ _RULES: List[Tuple[str, str]] = [
     (_DEC + r'norms\.2\.', r'decoder.layers.\1.ffn_norm.'),
     (r'^(memory_trans_fc|memory_trans_norm|pos_trans_fc|pos_trans_norm)\.',
      r'proposal_generator.\1.'),
+    # The backbone, neck, head, encoder self-attention, decoder
+    # cross-attention, level_embed, query_embedding, reference_points_fc.
+    KEEP_REST,
 ]
-_COMPILED = [(re.compile(p), r) for p, r in _RULES]
 
 
 def mmdet_key_to_ours(key: str) -> str:
     """The name of an mmdet 3.3 ``DeformableDETR`` parameter here."""
-    for pattern, replacement in _COMPILED:
-        if pattern.match(key):
-            return pattern.sub(replacement, key, count=1)
-    return key
+    return rename_key(key, _RULES)
 
 
 def convert_mmdet_state_dict(
         state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """Rename every key of an mmdet 3.3 ``DeformableDETR`` state dict."""
-    return OrderedDict(
-        (mmdet_key_to_ours(k), v) for k, v in state_dict.items())
+    return rename(state_dict, _RULES, 'mmdet')
 
 
 def is_mmdet(checkpoint: Dict) -> bool:

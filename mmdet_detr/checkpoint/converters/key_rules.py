@@ -2,17 +2,43 @@
 consume every key, the prediction head, the input projections and the
 BatchNorm counters that the reference implementations do not store.
 
+Every converter renames keys through :func:`rename` (or, for one key,
+:func:`rename_key`) with its own ``(pattern, replacement)`` rules.
+
 Symbols: N decoder layers, K classes, C channels.
 """
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 StateDict = Dict[str, Tensor]
-Rules = Sequence[Tuple[str, str]]
+# A ``re.sub`` replacement: a template (``r'layer\1.'``) or a function of
+# the match.
+Replacement = Union[str, Callable[['re.Match[str]'], str]]
+Rules = Sequence[Tuple[str, Replacement]]
+# The last rule of a layout whose remaining keys have this project's names
+# already: they keep them.
+KEEP_REST: Tuple[str, str] = (r'^(.*)$', r'\1')
+
+
+def rename_key(key: str, rules: Rules) -> Optional[str]:
+    """``key`` renamed by the first rule whose pattern matches its start:
+    ``''`` when that rule's replacement is ``''`` (the key is dropped),
+    None when no rule matches."""
+    for pattern, replacement in rules:
+        if re.match(pattern, key):
+            if not replacement:
+                return ''
+            return re.sub(pattern, replacement, key, count=1)
+    return None
+
+
+def unmatched_keys(state_dict: StateDict, rules: Rules) -> List[str]:
+    """The keys of ``state_dict`` that no rule matches."""
+    return [key for key in state_dict if rename_key(key, rules) is None]
 
 
 def rename(state_dict: StateDict, rules: Rules,
@@ -22,16 +48,13 @@ def rename(state_dict: StateDict, rules: Rules,
     A replacement of ``''`` drops the key (a duplicate of another one).
     Every key must match a rule, so nothing of the source is silently lost.
     """
-    compiled = [(re.compile(p), r) for p, r in rules]
     out, unknown = OrderedDict(), []
     for key, value in state_dict.items():
-        for pattern, replacement in compiled:
-            if pattern.match(key):
-                if replacement:
-                    out[pattern.sub(replacement, key, count=1)] = value
-                break
-        else:
+        name = rename_key(key, rules)
+        if name is None:
             unknown.append(key)
+        elif name:
+            out[name] = value
     if unknown:
         raise KeyError(
             f'{len(unknown)} key(s) of the {source} checkpoint have no place '

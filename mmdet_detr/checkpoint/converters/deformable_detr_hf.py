@@ -25,21 +25,34 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..safe_load import load_checkpoint_file
+from ..variants.deformable_detr import CONV_BIAS_CONFIGS, variant_name
 from .coco_classes import (CATEGORY_MAPPING_NOTE, NUM_CATEGORY_IDS,
                            category_rows, coco_dataset_meta, proposal_rows)
 from .converted import Converted
-from .key_rules import (add_batch_norm_counters, head, input_projection_rules,
-                        num_layers, rename)
-from .safe_load import load_checkpoint_file
-from .variants import CONV_BIAS_CONFIGS, variant_name
+from .key_rules import (KEEP_REST, Replacement, add_batch_norm_counters, head,
+                        input_projection_rules, num_layers, rename)
 
 SOURCE = 'HuggingFace'
 WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
+# transformers 4 names -> transformers 5's; the other keys are the same in
+# both. No key has more than one of these parts.
 _V4_NAMES = [
     (r'^model\.backbone\.conv_encoder\.', 'model.backbone.'),
-    (r'\.self_attn\.out_proj\.', '.self_attn.o_proj.'),
-    (r'\.layers\.(\d+)\.fc(\d)\.', r'.layers.\1.mlp.fc\2.'),
+    (r'^(.*)\.self_attn\.out_proj\.', r'\1.self_attn.o_proj.'),
+    (r'^(.*)\.layers\.(\d+)\.fc(\d)\.', r'\1.layers.\2.mlp.fc\3.'),
+    KEEP_REST,
 ]
+
+
+def _one_based(template: str) -> Replacement:
+    """``template`` with each ``<i>`` (a group: a 0-based stage or layer
+    index) written as i + 1: transformers' ResNet counts from 0, mmdet's
+    ``layer1``, ``conv1``, ``bn1`` from 1."""
+    return lambda match: re.sub(r'<(\d+)>', lambda i: str(int(i[1]) + 1),
+                                match.expand(template))
+
+
 _RULES = [
     (r'^model\.level_embed$', 'level_embed'),
     # transformers' own ResNet; timm's has torchvision's names already.
@@ -48,13 +61,17 @@ _RULES = [
     (r'^model\.backbone\.model\.embedder\.embedder\.normalization\.',
      'backbone.bn1.'),
     (r'^model\.backbone\.model\.encoder\.stages\.(\d+)\.layers\.(\d+)\.'
-     r'shortcut\.convolution\.', r'backbone.layer<\1>.\2.downsample.0.'),
+     r'shortcut\.convolution\.',
+     _one_based(r'backbone.layer<\1>.\2.downsample.0.')),
     (r'^model\.backbone\.model\.encoder\.stages\.(\d+)\.layers\.(\d+)\.'
-     r'shortcut\.normalization\.', r'backbone.layer<\1>.\2.downsample.1.'),
+     r'shortcut\.normalization\.',
+     _one_based(r'backbone.layer<\1>.\2.downsample.1.')),
     (r'^model\.backbone\.model\.encoder\.stages\.(\d+)\.layers\.(\d+)\.'
-     r'layer\.(\d+)\.convolution\.', r'backbone.layer<\1>.\2.conv<\3>.'),
+     r'layer\.(\d+)\.convolution\.',
+     _one_based(r'backbone.layer<\1>.\2.conv<\3>.')),
     (r'^model\.backbone\.model\.encoder\.stages\.(\d+)\.layers\.(\d+)\.'
-     r'layer\.(\d+)\.normalization\.', r'backbone.layer<\1>.\2.bn<\3>.'),
+     r'layer\.(\d+)\.normalization\.',
+     _one_based(r'backbone.layer<\1>.\2.bn<\3>.')),
     (r'^model\.backbone\.model\.(conv1|bn1|layer\d)\.', r'backbone.\1.'),
     (r'^model\.encoder\.layers\.(\d+)\.self_attn\.',
      r'encoder.layers.\1.self_attn.'),
@@ -81,8 +98,6 @@ _RULES = [
     (r'^model\.pos_trans_norm\.', 'proposal_generator.pos_trans_norm.'),
     (r'^(model\.decoder\.)?(class|bbox)_embed\.', ''),
 ]
-# ``<i>`` in a replacement: a 0-based stage or layer index made 1-based.
-_ONE_BASED = re.compile(r'<(\d+)>')
 
 
 def is_hf(checkpoint: Dict) -> bool:
@@ -142,9 +157,7 @@ def convert_hf_state_dict(state_dict: Dict[str, Tensor],
     name = variant_name(levels, refine, as_two_stage, dilation, variant,
                         SOURCE)
     rules = _RULES + input_projection_rules(state_dict, 'model.input_proj.')
-    out = OrderedDict(
-        (_ONE_BASED.sub(lambda m: str(int(m.group(1)) + 1), k), v)
-        for k, v in rename(state_dict, rules, SOURCE).items())
+    out = rename(state_dict, rules, SOURCE)
     for i in range(decoder_layers):
         prefix = f'model.decoder.layers.{i}.self_attn.'
         for part in ('weight', 'bias'):
@@ -181,12 +194,7 @@ def convert_hf(src: str, variant: Optional[str] = None,
 
 
 def _transformers5_names(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    out = {}
-    for key, value in state_dict.items():
-        for pattern, replacement in _V4_NAMES:
-            key = re.sub(pattern, replacement, key)
-        out[key] = value
-    return out
+    return rename(state_dict, _V4_NAMES, SOURCE)
 
 
 def _num_classes(state_dict: Dict[str, Tensor]) -> int:

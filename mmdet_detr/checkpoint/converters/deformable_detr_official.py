@@ -20,13 +20,13 @@ from typing import Dict, Optional
 
 import torch
 
+from ..safe_load import load_checkpoint_file
+from ..variants.deformable_detr import CONV_BIAS_CONFIGS, variant_name
 from .coco_classes import (CATEGORY_MAPPING_NOTE, NUM_CATEGORY_IDS,
                            category_rows, coco_dataset_meta, proposal_rows)
 from .converted import Converted
 from .key_rules import (add_batch_norm_counters, check_duplicates, head,
                         input_projection_rules, num_layers, rename)
-from .safe_load import load_checkpoint_file
-from .variants import CONV_BIAS_CONFIGS, variant_name
 
 SOURCE = 'official Deformable-DETR'
 _LAYER_RULES = [

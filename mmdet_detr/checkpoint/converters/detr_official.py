@@ -16,24 +16,18 @@ The official ``checkpoint['model']`` (``models/detr.py``,
   last; they become mmdet's 80 contiguous classes, then no-object;
 - ``bbox_embed.layers.{0,1,2}``: the box MLP.
 """
-import re
 from typing import Dict, Optional
 
 import torch
 from torch import Tensor
 
+from ..safe_load import load_checkpoint_file
+from ..variants.detr import CONFIGS, variant_name
 from .coco_classes import NUM_CATEGORY_IDS, category_rows, coco_dataset_meta
 from .converted import Converted
-from .key_rules import add_batch_norm_counters, rename
-from .safe_load import load_checkpoint_file
+from .key_rules import add_batch_norm_counters, rename, unmatched_keys
 
 SOURCE = 'official DETR'
-# Variant -> the config that runs it. DC5 has the same weights as R50; only
-# the checkpoint's ``args.dilation`` (or ``--variant``) tells them apart.
-DETR_CONFIGS: Dict[str, str] = {
-    'r50': 'configs/detr_r50.py',
-    'r50_dc5': 'configs/detr_r50_dc5.py',
-}
 _ENC = r'^transformer\.encoder\.layers\.(\d+)\.'
 _DEC = r'^transformer\.decoder\.layers\.(\d+)\.'
 # (official pattern, this project's replacement), first match wins.
@@ -57,7 +51,6 @@ _RULES = [
     (r'^bbox_embed\.layers\.1\.', 'bbox_head.reg_branch.2.'),
     (r'^bbox_embed\.layers\.2\.', 'bbox_head.reg_branch.4.'),
 ]
-_COMPILED = [re.compile(p) for p, _ in _RULES]
 
 
 def is_official_detr(checkpoint: Dict) -> bool:
@@ -88,15 +81,14 @@ def convert_official_detr_state_dict(
         ValueError: for keys with no place here (pre-norm or segmentation
             models, learned position embeddings) or an unknown variant.
     """
-    unknown = [k for k in state_dict
-               if not any(p.match(k) for p in _COMPILED)]
+    unknown = unmatched_keys(state_dict, _RULES)
     if unknown:
         raise ValueError(
             f'{len(unknown)} key(s) of the {SOURCE} checkpoint have no '
             f'place in this project\'s DETR, e.g. {unknown[:5]}: only the '
             'post-norm detection models with sine position encoding '
             '(detr-r50, detr-r50-dc5, detr-r101, detr-r101-dc5) convert')
-    name = _variant(dilation, variant)
+    name = variant_name(dilation, variant, SOURCE)
     out = rename(state_dict, _RULES, SOURCE)
     add_batch_norm_counters(out)
     notes = []
@@ -116,7 +108,7 @@ def convert_official_detr_state_dict(
             ])
         notes.append('class logits: 91 COCO category ids + no-object -> '
                      "the 80 classes of mmdet's CocoDataset + no-object")
-    return Converted(out, name, DETR_CONFIGS[name],
+    return Converted(out, name, CONFIGS[name],
                      coco_dataset_meta() if mapped else None, notes)
 
 
@@ -135,20 +127,3 @@ def convert_official_detr(src: str, variant: Optional[str] = None,
     dilation = getattr(checkpoint.get('args'), 'dilation', None)
     return convert_official_detr_state_dict(
         checkpoint.get('model', checkpoint), dilation, variant, map_classes)
-
-
-def _variant(dilation: Optional[bool], requested: Optional[str]) -> str:
-    if requested is not None and requested not in DETR_CONFIGS:
-        raise ValueError(f'--variant {requested} is not a DETR variant: use '
-                         f'one of {sorted(DETR_CONFIGS)}')
-    found = None if dilation is None else ('r50_dc5' if dilation else 'r50')
-    if requested is not None and found is not None and requested != found:
-        raise ValueError(
-            f'--variant {requested} does not match the {SOURCE} checkpoint, '
-            f'whose args.dilation={dilation} says {found}')
-    if requested is None and found is None:
-        raise ValueError(
-            f'the {SOURCE} checkpoint does not say whether the last ResNet '
-            'stage is dilated (the weights are the same): pass --variant '
-            'r50 or --variant r50_dc5')
-    return requested or found

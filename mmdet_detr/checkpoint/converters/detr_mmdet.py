@@ -5,17 +5,18 @@ mmdet nests its layers in mmcv's generic blocks (``self_attn.attn``,
 and ``fc_reg``; this project names each part. The backbone, the neck and
 ``query_embedding`` keep their names.
 """
-import re
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import Dict
 
 from torch import Tensor
+
+from .key_rules import KEEP_REST, Rules, rename, rename_key
 
 _LAYER = r'^(encoder|decoder)\.layers\.(\d+)\.'
 _ENC = r'^encoder\.layers\.(\d+)\.'
 _DEC = r'^decoder\.layers\.(\d+)\.'
 # (mmdet pattern, this project's replacement), applied in order, first match.
-_RULES: List[Tuple[str, str]] = [
+_RULES: Rules = [
     (_LAYER + r'(self_attn|cross_attn)\.attn\.', r'\1.layers.\2.\3.'),
     (_LAYER + r'ffn\.layers\.0\.0\.', r'\1.layers.\2.ffn.linear1.'),
     (_LAYER + r'ffn\.layers\.1\.', r'\1.layers.\2.ffn.linear2.'),
@@ -29,20 +30,17 @@ _RULES: List[Tuple[str, str]] = [
     (r'^bbox_head\.reg_ffn\.layers\.0\.0\.', r'bbox_head.reg_branch.0.'),
     (r'^bbox_head\.reg_ffn\.layers\.1\.', r'bbox_head.reg_branch.2.'),
     (r'^bbox_head\.fc_reg\.', r'bbox_head.reg_branch.4.'),
+    # The backbone, neck and query_embedding.
+    KEEP_REST,
 ]
-_COMPILED = [(re.compile(p), r) for p, r in _RULES]
 
 
 def mmdet_detr_key_to_ours(key: str) -> str:
     """The name of an mmdet 3.3 ``DETR`` parameter here."""
-    for pattern, replacement in _COMPILED:
-        if pattern.match(key):
-            return pattern.sub(replacement, key, count=1)
-    return key
+    return rename_key(key, _RULES)
 
 
 def convert_mmdet_detr_state_dict(
         state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """Rename every key of an mmdet 3.3 ``DETR`` state dict."""
-    return OrderedDict(
-        (mmdet_detr_key_to_ours(k), v) for k, v in state_dict.items())
+    return rename(state_dict, _RULES, 'mmdet DETR')

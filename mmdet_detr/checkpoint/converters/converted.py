@@ -10,7 +10,7 @@ from torch import Tensor
 class Converted(NamedTuple):
     """A state dict in this project's layout.
 
-    variant: a key of ``variants.VARIANTS``.
+    variant: a key of the detector's ``VARIANTS`` (``variants/``).
     config: the config of this project to run it with.
     dataset_meta: ``{'classes': ...}`` when the source says, else None.
     notes: what the conversion changed, one line each.

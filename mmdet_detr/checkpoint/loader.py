@@ -1,27 +1,40 @@
-"""Checks made when a state dict is loaded into the detector.
+"""The loading side: what happens when a checkpoint goes into the detector.
 
-- A checkpoint of another layout (official, mmdet, HuggingFace) is refused
-  with the command that converts it, instead of loading nothing and
-  reporting hundreds of missing keys.
+- Local files are read with :func:`.safe_load.load_checkpoint_file`
+  (``weights_only`` and an allowlist): :func:`install_safe_local_loader`
+  makes mmengine's ``CheckpointLoader`` use :func:`load_from_local_safe`
+  for local paths, the prefix ``''`` that ``Runner.load_checkpoint``,
+  ``Runner.resume``, ``load_from`` and
+  ``init_cfg=dict(type='Pretrained', checkpoint=<local file>)`` all go
+  through. The URL schemes (``torchvision://``, ``http(s)://``, ...) keep
+  mmengine's loaders.
+- A checkpoint of another layout (official, mmdet, HuggingFace; the table
+  of :mod:`.sources`) is refused with the command that converts it,
+  instead of loading nothing and reporting hundreds of missing keys.
 - A checkpoint with another number of classes (fine-tuning on a new data
   set) loads everything but the classification layers, which are
   re-initialised; one log line says so (:mod:`.class_count`).
 
-:func:`prepare_state_dict` does both; the loading side calls it before a
-state dict goes into a model: ``CheckpointVariantHook`` for the Runner's
-``tools/test.py``, ``load_from`` and ``--resume``, and the inference API.
-Without the file name its command says ``CHECKPOINT``. The local-file
-loader of :mod:`.safe_load`, which those paths read files with, calls
+:func:`prepare_state_dict` does the last two; the loading side calls it
+before a state dict goes into a model: ``CheckpointVariantHook`` for the
+Runner's ``tools/test.py``, ``load_from`` and ``--resume``, and the
+inference API. Without the file name its command says ``CHECKPOINT``.
+:func:`load_from_local_safe`, which those paths read files with, calls
 :func:`raise_if_foreign` first, with the file name in the command;
 :func:`check_checkpoint_file` does the same for a file not yet loaded.
+
+Imports point one way: this module imports :mod:`.safe_load` and
+:mod:`.sources` (and through it the converters); none of them imports it.
 """
+import os.path as osp
 import re
 from typing import Dict, Mapping, Optional
 
+from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
 from .class_count import fit_class_count
-from .safe_load import load_checkpoint_file
+from .safe_load import MapLocation, load_checkpoint_file
 from .sources import SOURCES, recognise
 
 
@@ -97,3 +110,31 @@ def prepare_state_dict(model: nn.Module, state_dict: Dict[str, Tensor],
     if message is not None:
         raise ForeignCheckpointError(message)
     fit_class_count(model, state_dict)
+
+
+def load_from_local_safe(filename: str,
+                         map_location: MapLocation = None) -> object:
+    """mmengine's local-path loader, with :func:`load_checkpoint_file`;
+    refuses a checkpoint of another layout (:func:`raise_if_foreign`)."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    checkpoint = load_checkpoint_file(filename, map_location)
+    raise_if_foreign(checkpoint, filename)
+    return checkpoint
+
+
+def install_safe_local_loader() -> None:
+    """Register :func:`load_from_local_safe` for local paths (prefix ``''``)
+    in mmengine's ``CheckpointLoader``, replacing ``load_from_local``.
+
+    Idempotent. Other prefixes keep their loaders.
+    """
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local_safe, force=True)
+
+
+def safe_local_loader_installed() -> bool:
+    """Whether local paths currently load through this module."""
+    return CheckpointLoader._get_checkpoint_loader(
+        'any/local/file.pth') is load_from_local_safe
