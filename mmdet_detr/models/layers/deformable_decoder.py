@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from mmdet_detr.ops import ResidualDropout
 from mmdet_detr.registry import MODELS
 from ..box_ops import inverse_sigmoid
+from ..map_geometry import points_on_levels
 from .ffn import FFN
 from .ms_deform_attn import MultiScaleDeformableAttention
 
@@ -128,7 +129,8 @@ class DeformableTransformerDecoder(nn.Module):
         """
         hidden_states = []
         references = [reference_points]
-        per_level = _per_level(reference_points, valid_ratios)
+        per_level = points_on_levels(reference_points,
+                                     valid_ratios)  # B, Q, L, 2 or 4
         for layer_id, layer in enumerate(self.layers):
             query = layer(query, query_pos, memory, memory_padding_mask,
                           per_level, spatial_shapes, level_start_index)
@@ -136,7 +138,7 @@ class DeformableTransformerDecoder(nn.Module):
                 reference_points = self._refine(reg_branches[layer_id](query),
                                                 reference_points)
                 # Only refined references change from layer to layer.
-                per_level = _per_level(reference_points, valid_ratios)
+                per_level = points_on_levels(reference_points, valid_ratios)
             hidden_states.append(query)
             references.append(reference_points)
         return torch.stack(hidden_states), references
@@ -154,14 +156,3 @@ class DeformableTransformerDecoder(nn.Module):
                 [delta[..., :2] + inverse_sigmoid(reference_points),
                  delta[..., 2:]], -1)
         return refined.sigmoid().detach()
-
-
-def _per_level(reference_points: Tensor, valid_ratios: Tensor) -> Tensor:
-    """(B, Q, 2 or 4) references -> (B, Q, L, 2 or 4), one per level.
-
-    The reference is relative to the valid image; each level's valid ratio
-    maps it onto that level's padded map.
-    """
-    if reference_points.shape[-1] == 4:
-        valid_ratios = torch.cat([valid_ratios, valid_ratios], -1)
-    return reference_points[:, :, None] * valid_ratios[:, None]

@@ -9,6 +9,8 @@ from typing import NamedTuple, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..map_geometry import pixel_centres, valid_size
+
 
 class EncoderProposals(NamedTuple):
     """What the two-stage step hands on.
@@ -111,17 +113,9 @@ def token_anchors(
     start = 0
     for level, (h, w) in enumerate(level_shapes):
         mask = padding_mask[:, start:start + h * w].view(B, h, w)
-        valid_h = (~mask[:, :, 0]).sum(1)
-        valid_w = (~mask[:, 0, :]).sum(1)
-        scale = torch.stack([valid_w, valid_h], 1).view(B, 1, 1, 2)
-        grid_y, grid_x = torch.meshgrid(
-            torch.linspace(0, h - 1, h, dtype=torch.float32,
-                           device=mask.device),
-            torch.linspace(0, w - 1, w, dtype=torch.float32,
-                           device=mask.device),
-            indexing='ij')  # H_l, W_l
-        grid = torch.stack([grid_x, grid_y], -1)  # H_l, W_l, 2
-        centres = (grid.unsqueeze(0).expand(B, -1, -1, -1) + 0.5) / scale
+        scale = valid_size(mask).view(B, 1, 1, 2)  # B, 1, 1, 2 as (w, h)
+        centres = (pixel_centres(h, w, mask.device)[None] /
+                   scale)  # B, H_l, W_l, 2
         sizes = torch.ones_like(centres) * 0.05 * (2.0**level)
         anchors.append(torch.cat((centres, sizes), -1).view(B, -1, 4))
         start += h * w
