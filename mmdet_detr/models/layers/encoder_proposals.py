@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..map_geometry import pixel_centres, valid_size
+from .positional_encoding import sine_embedding
 
 
 class EncoderProposals(NamedTuple):
@@ -85,9 +86,11 @@ class EncoderProposalGenerator(nn.Module):
         top_box_logits = torch.gather(
             box_logits, 1,
             top.unsqueeze(-1).repeat(1, 1, 4)).detach()  # B, Q, 4
+        # Each of cx, cy, w, h, scaled to [0, 2 pi], embedded as a position.
+        box_embedding = sine_embedding(top_box_logits.sigmoid() *
+                                       (2 * math.pi), C // 2)  # B, Q, 4, C/2
         pos = self.pos_trans_norm(
-            self.pos_trans_fc(box_sine_embedding(top_box_logits,
-                                                 C // 2)))  # B, Q, 2C
+            self.pos_trans_fc(box_embedding.flatten(2)))  # B, Q, 2C
         query_pos, query = torch.split(pos, C, dim=2)
         return EncoderProposals(query, query_pos, top_box_logits.sigmoid(),
                                 cls_logits, box_logits.sigmoid())
@@ -123,25 +126,3 @@ def token_anchors(
     valid = ((anchors > 0.01) & (anchors < 0.99)).all(-1, keepdim=True)
     # The plain logit, unclamped: invalid entries are overwritten by inf.
     return torch.log(anchors / (1 - anchors)), valid
-
-
-def box_sine_embedding(box_logits: Tensor,
-                       num_feats: int,
-                       temperature: int = 10000) -> Tensor:
-    """Sine embedding of boxes given in logit space.
-
-    Args:
-        box_logits: (B, Q, 4) ``inverse_sigmoid(cx, cy, w, h)``.
-        num_feats: channels per coordinate (C / 2).
-
-    Returns:
-        (B, Q, 4 * num_feats) the embedding, coordinates in cx, cy, w, h
-        order.
-    """
-    dim_t = torch.arange(
-        num_feats, dtype=torch.float32, device=box_logits.device)
-    dim_t = temperature**(2 * (dim_t // 2) / num_feats)
-    pos = box_logits.sigmoid()[..., None] * (2 * math.pi) / dim_t  # B,Q,4,F
-    pos = torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()),
-                      dim=4)  # B, Q, 4, F/2, 2
-    return pos.flatten(2)  # B, Q, 4*F
