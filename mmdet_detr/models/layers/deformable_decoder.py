@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from mmdet_detr.ops import ResidualDropout
 from mmdet_detr.registry import MODELS
-from ..box_ops import inverse_sigmoid
+from ..box_ops import apply_box_delta
 from ..map_geometry import points_on_levels
 from .ffn import FFN
 from .ms_deform_attn import MultiScaleDeformableAttention
@@ -135,24 +135,13 @@ class DeformableTransformerDecoder(nn.Module):
             query = layer(query, query_pos, memory, memory_padding_mask,
                           per_level, spatial_shapes, level_start_index)
             if reg_branches is not None:
-                reference_points = self._refine(reg_branches[layer_id](query),
-                                                reference_points)
+                # Detached, as in the paper; point references gain a size
+                # here, so later layers see boxes.
+                reference_points = apply_box_delta(
+                    reg_branches[layer_id](query),
+                    reference_points).detach()  # B, Q, 4
                 # Only refined references change from layer to layer.
                 per_level = points_on_levels(reference_points, valid_ratios)
             hidden_states.append(query)
             references.append(reference_points)
         return torch.stack(hidden_states), references
-
-    @staticmethod
-    def _refine(delta: Tensor, reference_points: Tensor) -> Tensor:
-        """Apply a (B, Q, 4) box delta in logit space to the references.
-
-        Point references gain a size here, so later layers see boxes.
-        """
-        if reference_points.shape[-1] == 4:
-            refined = delta + inverse_sigmoid(reference_points)
-        else:
-            refined = torch.cat(
-                [delta[..., :2] + inverse_sigmoid(reference_points),
-                 delta[..., 2:]], -1)
-        return refined.sigmoid().detach()
