@@ -26,13 +26,14 @@ class DeformableDecoderLayer(nn.Module):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(
             embed_dims, num_heads, dropout=dropout, batch_first=True)
-        self.self_attn_residual = ResidualDropout(dropout)  # see ffn.py
+        self.self_attn_residual = ResidualDropout(dropout)
         self.self_attn_norm = nn.LayerNorm(embed_dims)
         self.cross_attn = MultiScaleDeformableAttention(
             embed_dims, num_heads, num_levels, num_points)
-        self.cross_attn_residual = ResidualDropout(dropout)  # see ffn.py
+        self.cross_attn_residual = ResidualDropout(dropout)
         self.cross_attn_norm = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, feedforward_channels, dropout)
+        self.ffn_residual = ResidualDropout(dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor,
@@ -50,7 +51,7 @@ class DeformableDecoderLayer(nn.Module):
                                    memory_padding_mask, reference_points,
                                    spatial_shapes, level_start_index)
         query = self.cross_attn_norm(self.cross_attn_residual(query, attended))
-        return self.ffn_norm(self.ffn(query))
+        return self.ffn_norm(self.ffn_residual(query, self.ffn(query)))
 
 
 @MODELS.register_module()

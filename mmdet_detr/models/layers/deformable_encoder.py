@@ -24,9 +24,10 @@ class DeformableEncoderLayer(nn.Module):
         super().__init__()
         self.self_attn = MultiScaleDeformableAttention(
             embed_dims, num_heads, num_levels, num_points)
-        self.self_attn_residual = ResidualDropout(dropout)  # see ffn.py
+        self.self_attn_residual = ResidualDropout(dropout)
         self.self_attn_norm = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, feedforward_channels, dropout)
+        self.ffn_residual = ResidualDropout(dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)
 
     def forward(self, query: Tensor, query_pos: Tensor, padding_mask: Tensor,
@@ -37,7 +38,7 @@ class DeformableEncoderLayer(nn.Module):
                                   reference_points, spatial_shapes,
                                   level_start_index)
         query = self.self_attn_norm(self.self_attn_residual(query, attended))
-        return self.ffn_norm(self.ffn(query))
+        return self.ffn_norm(self.ffn_residual(query, self.ffn(query)))
 
 
 @MODELS.register_module()
