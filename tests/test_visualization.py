@@ -19,6 +19,7 @@ from tiny_checkpoint import (IMAGE_SIZE, NUM_VAL, REPO_ROOT, TINY_CONFIG,
 from mmdet_detr.apis import Detector
 from mmdet_detr.datasets.shapes import SHAPE_CLASSES
 from mmdet_detr.engine import cli
+from mmdet_detr.models.box_ops import boxes_to_pixels
 from mmdet_detr.models.heads.deformable_detr_head import DeformableDETRHead
 from mmdet_detr.models.heads.detr_head import DETRHead
 from mmdet_detr.models.layers.deformable_encoder import \
@@ -34,8 +35,7 @@ from mmdet_detr.visualization.query_centres import (check_fixed_queries,
                                                     dataset_batches,
                                                     query_centres_figure,
                                                     size_colors)
-from mmdet_detr.visualization.query_predictions import (boxes_to_pixels,
-                                                        query_predictions)
+from mmdet_detr.visualization.query_predictions import query_predictions
 from mmdet_detr.visualization.sampling_points import (pixel_to_token,
                                                       sampling_panels,
                                                       visualize_sampling)

@@ -168,8 +168,9 @@ def _write_split(out_dir: str, split: str, split_id: int, num_images: int,
         rng = np.random.default_rng((seed, split_id, image_id))
         pixels, objects = _render_image(rng, size, max_objects)
         file_name = f'{image_id:06d}.jpg'
-        # JPEG encodes ~10x faster than PNG on these noisy images; full
-        # chroma resolution keeps the small shapes' edges crisp.
+        # JPEG encodes much faster than PNG on these noisy images
+        # (docs/benchmarks.md); full chroma resolution keeps the small
+        # shapes' edges crisp.
         Image.fromarray(pixels).save(
             osp.join(img_dir, file_name), format='JPEG', quality=95,
             subsampling=0)

@@ -4,8 +4,8 @@ glibc's ``malloc`` serves every block above its mmap threshold (32 MiB at
 most) with a fresh ``mmap`` and unmaps it on ``free``, so the next block of
 that size starts as untouched pages that the kernel must fault in and zero
 one by one. A training step on CPU allocates and frees the same large
-activations every step: a Deformable DETR R50 step on 2 x 512 x 512 images
-faults in about 1.5 GB that way, about 0.4 s of a 4.8 s step on 2 cores.
+activations every step, so every step pays those page faults again
+(docs/benchmarks.md has the figures for a Deformable DETR R50 step).
 
 :func:`retain_freed_memory` makes ``malloc`` serve those blocks from its heap
 and never give the heap back, so after the first step the process reuses its

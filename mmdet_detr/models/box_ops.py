@@ -1,9 +1,11 @@
-"""Box conversions and (generalised) IoU.
+"""Box conversions, (generalised) IoU, and boxes as deltas on references.
 
 Boxes travel as normalised ``(cx, cy, w, h)`` from the head through the matcher
 to the loss; these helpers convert at the edges. ``xyxy`` is
 ``(x1, y1, x2, y2)``.
 """
+from typing import Optional, Sequence
+
 import torch
 from torch import Tensor
 
@@ -59,3 +61,50 @@ def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
     """The logit of ``x``, clamped so that 0 and 1 map to finite values."""
     x = x.clamp(min=0, max=1)
     return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
+
+
+def apply_box_delta(delta: Tensor, reference: Tensor) -> Tensor:
+    """Boxes predicted as a delta in logit space on a reference.
+
+    Args:
+        delta: (..., 4) offsets of ``inverse_sigmoid(cx, cy, w, h)``.
+        reference: (..., 2) normalised ``(x, y)`` points or (..., 4)
+            normalised ``(cx, cy, w, h)`` boxes.
+
+    Returns:
+        (..., 4) normalised ``(cx, cy, w, h)``,
+        ``sigmoid(delta + inverse_sigmoid(reference))``; a point reference
+        has no size, so the size is ``sigmoid(delta[..., 2:])``.
+    """
+    reference = inverse_sigmoid(reference)
+    if reference.shape[-1] == 4:
+        box_logits = delta + reference
+    else:
+        box_logits = torch.cat(
+            [delta[..., :2] + reference, delta[..., 2:]], -1)  # ..., 4
+    return box_logits.sigmoid()
+
+
+def boxes_to_pixels(boxes: Tensor,
+                    img_shape: Sequence[int],
+                    scale_factor: Optional[Sequence[float]] = None) -> Tensor:
+    """Normalised boxes -> ``xyxy`` in pixels.
+
+    Args:
+        boxes: (..., 4) normalised ``(cx, cy, w, h)`` of the input image.
+        img_shape: ``(h, w, ...)`` of the input image (unpadded).
+        scale_factor: ``(w_scale, h_scale)`` of the resize from the
+            original image, or None.
+
+    Returns:
+        (..., 4) ``xyxy`` in pixels of the input image, clamped to it; with
+        ``scale_factor``, divided by it into pixels of the original image.
+    """
+    h, w = img_shape[:2]
+    boxes = box_cxcywh_to_xyxy(boxes)
+    boxes = boxes * boxes.new_tensor([w, h, w, h])
+    boxes[..., 0::2].clamp_(min=0, max=w)
+    boxes[..., 1::2].clamp_(min=0, max=h)
+    if scale_factor is not None:
+        boxes = boxes / boxes.new_tensor(scale_factor).repeat(2)
+    return boxes

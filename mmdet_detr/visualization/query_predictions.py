@@ -8,7 +8,7 @@ probabilities (sigmoids, or a softmax without "no object").
 
 Symbols: N decoder layers, B batch, Q queries, K classes.
 """
-from typing import List, NamedTuple, Sequence
+from typing import List, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -60,17 +60,3 @@ def query_predictions(model: nn.Module, data: dict,
     scores, labels = probs.max(-1)  # B, Q
     return QueryPredictions(scores, labels, boxes[layer].float(),
                             [s.metainfo for s in data['data_samples']])
-
-
-def boxes_to_pixels(boxes: Tensor, img_shape: Sequence[int],
-                    scale_factor: Sequence[float]) -> Tensor:
-    """(..., 4) normalised ``(cx, cy, w, h)`` -> ``xyxy`` in pixels of the
-    original image, as the heads' ``predict`` computes them."""
-    h, w = img_shape[:2]
-    cx, cy, bw, bh = boxes.unbind(-1)
-    xyxy = torch.stack(
-        [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], -1)
-    xyxy = xyxy * xyxy.new_tensor([w, h, w, h])
-    xyxy[..., 0::2] = xyxy[..., 0::2].clamp(0, w)
-    xyxy[..., 1::2] = xyxy[..., 1::2].clamp(0, h)
-    return xyxy / xyxy.new_tensor(scale_factor).repeat(2)

@@ -17,8 +17,9 @@ from matplotlib.patches import Rectangle
 
 from mmdet_detr.apis import Detector
 from mmdet_detr.apis.images import ImageInput, to_pipeline_input
+from mmdet_detr.models.box_ops import boxes_to_pixels
 from .drawing import OUTLINE, class_color, new_figure, rgb_image
-from .query_predictions import boxes_to_pixels, query_predictions
+from .query_predictions import query_predictions
 from .sampling_recorder import SamplingRecord, SamplingRecorder
 
 LEVEL_MARKERS = ('o', 's', '^', 'D', 'v', 'p')

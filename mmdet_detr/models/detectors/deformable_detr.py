@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from mmdet_detr.registry import MODELS
 from ..heads.deformable_detr_head import DeformableDETRHeadInputs
 from ..layers.encoder_proposals import EncoderProposalGenerator
+from ..map_geometry import valid_ratio
 from .base_detr import BaseDETR
 from .detector_parts import padding_mask
 
@@ -187,7 +188,7 @@ class DeformableDETR(BaseDETR):
                             self.level_embed[level].view(1, 1, -1))
             flat_masks.append(mask.flatten(1))  # B, H_l*W_l
             shapes.append((h, w))
-            ratios.append(_valid_ratio(mask))  # B, 2
+            ratios.append(valid_ratio(mask))  # B, 2
         spatial_shapes = torch.as_tensor(
             shapes, dtype=torch.long, device=feats[0].device)  # L, 2
         sizes = spatial_shapes.prod(1)
@@ -288,11 +289,3 @@ def _check_levels(backbone: dict, neck: dict, num_feature_levels: int,
             f'model.neck.out_channels={out_channels} but model.embed_dims='
             f'{embed_dims}: the neck must give embed_dims channels; set '
             f'model.neck.out_channels={embed_dims}')
-
-
-def _valid_ratio(mask: Tensor) -> Tensor:
-    """(B, H, W) padding mask -> (B, 2) valid fraction ``(w, h)``."""
-    _, H, W = mask.shape
-    valid_h = (~mask[:, :, 0]).sum(1).float() / H
-    valid_w = (~mask[:, 0, :]).sum(1).float() / W
-    return torch.stack([valid_w, valid_h], -1)

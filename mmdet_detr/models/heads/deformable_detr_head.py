@@ -13,7 +13,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmdet_detr.registry import MODELS, TASK_UTILS
-from ..box_ops import inverse_sigmoid
+from ..box_ops import apply_box_delta
 from .set_loss import MatchTargets, SetLoss, boxes_to_pixels, name_by_layer
 
 # The classifiers' bias: every class starts at a 0.01 foreground
@@ -170,14 +170,9 @@ class DeformableDETRHead(nn.Module):
                        reference: Tensor) -> Tuple[Tensor, Tensor]:
         """(B, Q, C) -> (B, Q, K) logits and (B, Q, 4) boxes of one layer,
         the box a delta in logit space on the (B, Q, 2 or 4) reference."""
-        reference = inverse_sigmoid(reference)
         delta = self.reg_branches[layer_id](hidden_state)  # B, Q, 4
-        if reference.shape[-1] == 4:
-            box_logits = delta + reference
-        else:
-            box_logits = torch.cat(
-                [delta[..., :2] + reference, delta[..., 2:]], -1)
-        return self.cls_branches[layer_id](hidden_state), box_logits.sigmoid()
+        return (self.cls_branches[layer_id](hidden_state),
+                apply_box_delta(delta, reference))
 
     def loss(self, head_inputs: DeformableDETRHeadInputs,
              batch_data_samples: List[DetDataSample]) -> Dict[str, Tensor]:

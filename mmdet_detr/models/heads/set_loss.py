@@ -15,6 +15,7 @@ from mmdet.utils import reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from .. import box_ops
 from ..box_ops import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
 
 
@@ -169,14 +170,10 @@ def average_count(num: float, across_processes: bool) -> Union[float, Tensor]:
 
 
 def boxes_to_pixels(boxes: Tensor, img_meta: dict, rescale: bool) -> Tensor:
-    """(n, 4) normalised ``(cx, cy, w, h)`` -> (n, 4) ``xyxy`` in pixels of
-    the input image, clamped to it, or of the original image when
-    ``rescale``."""
-    boxes = box_cxcywh_to_xyxy(boxes)
-    h, w = img_meta['img_shape'][:2]
-    boxes = boxes * boxes.new_tensor([w, h, w, h])
-    boxes[:, 0::2].clamp_(min=0, max=w)
-    boxes[:, 1::2].clamp_(min=0, max=h)
-    if rescale:
-        boxes = boxes / boxes.new_tensor(img_meta['scale_factor']).repeat(2)
-    return boxes
+    """:func:`box_ops.boxes_to_pixels` with the image size and scale of
+    ``img_meta``, as the heads' ``predict`` hands them: (n, 4) normalised
+    ``(cx, cy, w, h)`` -> (n, 4) ``xyxy`` in pixels of the input image, or
+    of the original image when ``rescale``."""
+    return box_ops.boxes_to_pixels(
+        boxes, img_meta['img_shape'],
+        img_meta['scale_factor'] if rescale else None)

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from mmdet_detr.ops import ResidualDropout
 from mmdet_detr.registry import MODELS
-from ..box_ops import inverse_sigmoid
+from ..box_ops import apply_box_delta
+from ..map_geometry import points_on_levels
 from .ffn import FFN
 from .ms_deform_attn import MultiScaleDeformableAttention
 
@@ -25,13 +26,14 @@ class DeformableDecoderLayer(nn.Module):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(
             embed_dims, num_heads, dropout=dropout, batch_first=True)
-        self.self_attn_residual = ResidualDropout(dropout)  # see ffn.py
+        self.self_attn_residual = ResidualDropout(dropout)
         self.self_attn_norm = nn.LayerNorm(embed_dims)
         self.cross_attn = MultiScaleDeformableAttention(
             embed_dims, num_heads, num_levels, num_points)
-        self.cross_attn_residual = ResidualDropout(dropout)  # see ffn.py
+        self.cross_attn_residual = ResidualDropout(dropout)
         self.cross_attn_norm = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, feedforward_channels, dropout)
+        self.ffn_residual = ResidualDropout(dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor,
@@ -49,7 +51,7 @@ class DeformableDecoderLayer(nn.Module):
                                    memory_padding_mask, reference_points,
                                    spatial_shapes, level_start_index)
         query = self.cross_attn_norm(self.cross_attn_residual(query, attended))
-        return self.ffn_norm(self.ffn(query))
+        return self.ffn_norm(self.ffn_residual(query, self.ffn(query)))
 
 
 @MODELS.register_module()
@@ -128,40 +130,19 @@ class DeformableTransformerDecoder(nn.Module):
         """
         hidden_states = []
         references = [reference_points]
-        per_level = _per_level(reference_points, valid_ratios)
+        per_level = points_on_levels(reference_points,
+                                     valid_ratios)  # B, Q, L, 2 or 4
         for layer_id, layer in enumerate(self.layers):
             query = layer(query, query_pos, memory, memory_padding_mask,
                           per_level, spatial_shapes, level_start_index)
             if reg_branches is not None:
-                reference_points = self._refine(reg_branches[layer_id](query),
-                                                reference_points)
+                # Detached, as in the paper; point references gain a size
+                # here, so later layers see boxes.
+                reference_points = apply_box_delta(
+                    reg_branches[layer_id](query),
+                    reference_points).detach()  # B, Q, 4
                 # Only refined references change from layer to layer.
-                per_level = _per_level(reference_points, valid_ratios)
+                per_level = points_on_levels(reference_points, valid_ratios)
             hidden_states.append(query)
             references.append(reference_points)
         return torch.stack(hidden_states), references
-
-    @staticmethod
-    def _refine(delta: Tensor, reference_points: Tensor) -> Tensor:
-        """Apply a (B, Q, 4) box delta in logit space to the references.
-
-        Point references gain a size here, so later layers see boxes.
-        """
-        if reference_points.shape[-1] == 4:
-            refined = delta + inverse_sigmoid(reference_points)
-        else:
-            refined = torch.cat(
-                [delta[..., :2] + inverse_sigmoid(reference_points),
-                 delta[..., 2:]], -1)
-        return refined.sigmoid().detach()
-
-
-def _per_level(reference_points: Tensor, valid_ratios: Tensor) -> Tensor:
-    """(B, Q, 2 or 4) references -> (B, Q, L, 2 or 4), one per level.
-
-    The reference is relative to the valid image; each level's valid ratio
-    maps it onto that level's padded map.
-    """
-    if reference_points.shape[-1] == 4:
-        valid_ratios = torch.cat([valid_ratios, valid_ratios], -1)
-    return reference_points[:, :, None] * valid_ratios[:, None]

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from mmdet_detr.ops import ResidualDropout
 from mmdet_detr.registry import MODELS
+from ..map_geometry import pixel_centres, points_on_levels
 from .ffn import FFN
 from .ms_deform_attn import MultiScaleDeformableAttention
 
@@ -23,9 +24,10 @@ class DeformableEncoderLayer(nn.Module):
         super().__init__()
         self.self_attn = MultiScaleDeformableAttention(
             embed_dims, num_heads, num_levels, num_points)
-        self.self_attn_residual = ResidualDropout(dropout)  # see ffn.py
+        self.self_attn_residual = ResidualDropout(dropout)
         self.self_attn_norm = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, feedforward_channels, dropout)
+        self.ffn_residual = ResidualDropout(dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)
 
     def forward(self, query: Tensor, query_pos: Tensor, padding_mask: Tensor,
@@ -36,7 +38,7 @@ class DeformableEncoderLayer(nn.Module):
                                   reference_points, spatial_shapes,
                                   level_start_index)
         query = self.self_attn_norm(self.self_attn_residual(query, attended))
-        return self.ffn_norm(self.ffn(query))
+        return self.ffn_norm(self.ffn_residual(query, self.ffn(query)))
 
 
 @MODELS.register_module()
@@ -119,19 +121,14 @@ def encoder_reference_points(level_shapes: Sequence[Tuple[int, int]],
     Returns:
         (B, S, L, 2) normalised ``(x, y)``.
     """
-    device = valid_ratios.device
     points = []
     for level, (h, w) in enumerate(level_shapes):
-        ref_y, ref_x = torch.meshgrid(
-            torch.linspace(0.5, h - 0.5, h, dtype=torch.float32,
-                           device=device),
-            torch.linspace(0.5, w - 0.5, w, dtype=torch.float32,
-                           device=device),
-            indexing='ij')  # H_l, W_l
-        ref_y = ref_y.reshape(-1)[None] / (valid_ratios[:, None, level, 1] *
-                                           h)  # B, H_l*W_l
-        ref_x = ref_x.reshape(-1)[None] / (valid_ratios[:, None, level, 0] *
-                                           w)  # B, H_l*W_l
+        centres = pixel_centres(h, w, valid_ratios.device).view(
+            -1, 2)  # H_l*W_l, 2 as (x, y) in pixels
+        ref_x = centres[None, :, 0] / (valid_ratios[:, None, level, 0] *
+                                       w)  # B, H_l*W_l
+        ref_y = centres[None, :, 1] / (valid_ratios[:, None, level, 1] *
+                                       h)  # B, H_l*W_l
         points.append(torch.stack((ref_x, ref_y), -1))  # B, H_l*W_l, 2
     points = torch.cat(points, 1)  # B, S, 2
-    return points[:, :, None] * valid_ratios[:, None]  # B, S, L, 2
+    return points_on_levels(points, valid_ratios)  # B, S, L, 2

@@ -9,6 +9,9 @@ from typing import NamedTuple, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..map_geometry import pixel_centres, valid_size
+from .positional_encoding import sine_embedding
+
 
 class EncoderProposals(NamedTuple):
     """What the two-stage step hands on.
@@ -83,9 +86,11 @@ class EncoderProposalGenerator(nn.Module):
         top_box_logits = torch.gather(
             box_logits, 1,
             top.unsqueeze(-1).repeat(1, 1, 4)).detach()  # B, Q, 4
+        # Each of cx, cy, w, h, scaled to [0, 2 pi], embedded as a position.
+        box_embedding = sine_embedding(top_box_logits.sigmoid() *
+                                       (2 * math.pi), C // 2)  # B, Q, 4, C/2
         pos = self.pos_trans_norm(
-            self.pos_trans_fc(box_sine_embedding(top_box_logits,
-                                                 C // 2)))  # B, Q, 2C
+            self.pos_trans_fc(box_embedding.flatten(2)))  # B, Q, 2C
         query_pos, query = torch.split(pos, C, dim=2)
         return EncoderProposals(query, query_pos, top_box_logits.sigmoid(),
                                 cls_logits, box_logits.sigmoid())
@@ -111,17 +116,9 @@ def token_anchors(
     start = 0
     for level, (h, w) in enumerate(level_shapes):
         mask = padding_mask[:, start:start + h * w].view(B, h, w)
-        valid_h = (~mask[:, :, 0]).sum(1)
-        valid_w = (~mask[:, 0, :]).sum(1)
-        scale = torch.stack([valid_w, valid_h], 1).view(B, 1, 1, 2)
-        grid_y, grid_x = torch.meshgrid(
-            torch.linspace(0, h - 1, h, dtype=torch.float32,
-                           device=mask.device),
-            torch.linspace(0, w - 1, w, dtype=torch.float32,
-                           device=mask.device),
-            indexing='ij')  # H_l, W_l
-        grid = torch.stack([grid_x, grid_y], -1)  # H_l, W_l, 2
-        centres = (grid.unsqueeze(0).expand(B, -1, -1, -1) + 0.5) / scale
+        scale = valid_size(mask).view(B, 1, 1, 2)  # B, 1, 1, 2 as (w, h)
+        centres = (pixel_centres(h, w, mask.device)[None] /
+                   scale)  # B, H_l, W_l, 2
         sizes = torch.ones_like(centres) * 0.05 * (2.0**level)
         anchors.append(torch.cat((centres, sizes), -1).view(B, -1, 4))
         start += h * w
@@ -129,25 +126,3 @@ def token_anchors(
     valid = ((anchors > 0.01) & (anchors < 0.99)).all(-1, keepdim=True)
     # The plain logit, unclamped: invalid entries are overwritten by inf.
     return torch.log(anchors / (1 - anchors)), valid
-
-
-def box_sine_embedding(box_logits: Tensor,
-                       num_feats: int,
-                       temperature: int = 10000) -> Tensor:
-    """Sine embedding of boxes given in logit space.
-
-    Args:
-        box_logits: (B, Q, 4) ``inverse_sigmoid(cx, cy, w, h)``.
-        num_feats: channels per coordinate (C / 2).
-
-    Returns:
-        (B, Q, 4 * num_feats) the embedding, coordinates in cx, cy, w, h
-        order.
-    """
-    dim_t = torch.arange(
-        num_feats, dtype=torch.float32, device=box_logits.device)
-    dim_t = temperature**(2 * (dim_t // 2) / num_feats)
-    pos = box_logits.sigmoid()[..., None] * (2 * math.pi) / dim_t  # B,Q,4,F
-    pos = torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()),
-                      dim=4)  # B, Q, 4, F/2, 2
-    return pos.flatten(2)  # B, Q, 4*F

@@ -2,18 +2,20 @@
 import torch
 from torch import Tensor, nn
 
-from mmdet_detr.ops import ReLUDropout, ResidualDropout
+from mmdet_detr.ops import ReLUDropout
 
 
 class FFN(nn.Module):
-    """``x + dropout(linear2(dropout(relu(linear1(x)))))``.
+    """``linear2(dropout(relu(linear1(x))))``.
 
-    Returns the residual sum; the layer normalises it.
+    As in DETR, the dropout of the output belongs to the layer's residual
+    sum, ``norm(x + dropout(ffn(x)))``, like the attention's (mmcv's FFN
+    adds its input itself; here the layer shows the sum).
 
     Args:
         embed_dims: C, input and output width.
         feedforward_channels: the hidden width.
-        dropout: dropout after the activation and after ``linear2``.
+        dropout: dropout after the activation.
     """
 
     def __init__(self, embed_dims: int, feedforward_channels: int,
@@ -21,10 +23,9 @@ class FFN(nn.Module):
         super().__init__()
         self.linear1 = nn.Linear(embed_dims, feedforward_channels)
         self.linear2 = nn.Linear(feedforward_channels, embed_dims)
-        # The compiled kernel's dropout: cheaper on CPU, same distribution;
-        # the ReLU and the residual sum are applied in the dropouts' passes.
+        # dropout(relu(.)) in one pass of the compiled kernel
+        # (ops/dropout_func.py).
         self.relu_dropout = ReLUDropout(dropout)
-        self.residual_dropout = ResidualDropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """(..., C) -> (..., C)."""
@@ -33,4 +34,4 @@ class FFN(nn.Module):
             hidden = self.relu_dropout(hidden)
         else:  # inference: the hidden tensor is this block's own
             hidden = hidden.relu_()
-        return self.residual_dropout(x, self.linear2(hidden))
+        return self.linear2(hidden)

@@ -1,4 +1,5 @@
-"""Sine positional encoding of a feature map, built from its padding mask."""
+"""Sine positional encodings: the embedding of a position, and the encoding
+of a feature map built from its padding mask."""
 import math
 
 import torch
@@ -57,14 +58,33 @@ class SinePositionalEncoding(nn.Module):
                        (y_embed[:, -1:, :] + self.eps) * self.scale)
             x_embed = ((x_embed + self.offset) /
                        (x_embed[:, :, -1:] + self.eps) * self.scale)
-        dim_t = torch.arange(
-            self.num_feats, dtype=torch.float32, device=mask.device)
-        dim_t = self.temperature**(2 * (dim_t // 2) / self.num_feats)
-        pos_x = x_embed[..., None] / dim_t  # B, H, W, num_feats
-        pos_y = y_embed[..., None] / dim_t  # B, H, W, num_feats
-        # Interleave sin of even and cos of odd frequencies, as DETR does.
-        pos_x = torch.stack((pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()),
-                            dim=4).flatten(3)  # B, H, W, num_feats
-        pos_y = torch.stack((pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()),
-                            dim=4).flatten(3)  # B, H, W, num_feats
+        pos_x = sine_embedding(x_embed, self.num_feats,
+                               self.temperature)  # B, H, W, num_feats
+        pos_y = sine_embedding(y_embed, self.num_feats,
+                               self.temperature)  # B, H, W, num_feats
         return torch.cat((pos_y, pos_x), dim=3).permute(0, 3, 1, 2)
+
+
+def sine_embedding(positions: Tensor,
+                   num_feats: int,
+                   temperature: int = 10000) -> Tensor:
+    """The sine embedding of each position (DETR's, for one axis).
+
+    Frequencies fall geometrically: channel pair i sees
+    ``position / temperature**(2 * i / num_feats)``; sin of the even and
+    cos of the odd channels, interleaved as DETR does.
+
+    Args:
+        positions: (...) positions, already scaled (e.g. to ``[0, 2 pi]``).
+        num_feats: F, channels per position (even).
+        temperature: base of the geometric frequency progression.
+
+    Returns:
+        (..., F) float32.
+    """
+    dim_t = torch.arange(num_feats, dtype=torch.float32,
+                         device=positions.device)  # F
+    dim_t = temperature**(2 * (dim_t // 2) / num_feats)  # F
+    pos = positions[..., None] / dim_t  # ..., F
+    return torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()),
+                       dim=-1).flatten(-2)  # ..., F/2, 2 -> ..., F

@@ -19,9 +19,10 @@ class TransformerEncoderLayer(nn.Module):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(
             embed_dims, num_heads, dropout=dropout, batch_first=True)
-        self.self_attn_residual = ResidualDropout(dropout)  # see ffn.py
+        self.self_attn_residual = ResidualDropout(dropout)
         self.self_attn_norm = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, feedforward_channels, dropout)
+        self.ffn_residual = ResidualDropout(dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)
 
     def forward(self, query: Tensor, query_pos: Tensor,
@@ -33,7 +34,7 @@ class TransformerEncoderLayer(nn.Module):
             q, k, query, key_padding_mask=padding_mask,
             need_weights=False)[0]  # B, S, C
         query = self.self_attn_norm(self.self_attn_residual(query, attended))
-        return self.ffn_norm(self.ffn(query))
+        return self.ffn_norm(self.ffn_residual(query, self.ffn(query)))
 
 
 @MODELS.register_module()

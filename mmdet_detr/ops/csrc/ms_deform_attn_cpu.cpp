@@ -338,11 +338,11 @@ MSDA_ALWAYS_INLINE inline void backward_tasks(
 }
 
 // The task loops above, compiled again for AVX2 + FMA and picked at run time:
-// the extension's flags target baseline x86-64 (128-bit SSE2 vectors); with
-// 256-bit vectors the encoder-size forward runs about 1.7x and the backward
-// 1.25x faster; AVX-512 was not faster overall at D = 32. Results
-// differ from the SSE2 build in the last bits only, through fused
-// multiply-adds; on one machine they are deterministic.
+// the extension's flags target baseline x86-64 (128-bit SSE2 vectors), and
+// 256-bit vectors run both passes faster (docs/benchmarks.md has the
+// figures); AVX-512 was not faster overall at D = 32. Results differ from the
+// SSE2 build in the last bits only, through fused multiply-adds; on one
+// machine they are deterministic.
 #if MSDA_X86_DISPATCH
 template <typename scalar_t>
 __attribute__((target("avx2,fma"))) void forward_tasks_avx2(
@@ -389,8 +389,9 @@ template <typename scalar_t>
 void backward_kernel(const Problem<scalar_t>& pb, const scalar_t* grad_output,
                      scalar_t* grad_value, scalar_t* grad_locations,
                      scalar_t* grad_weights) {
-  // One task per (b, m) keeps a query's levels together (about 10% faster
-  // on one thread); one per (b, m, l) when that leaves threads idle.
+  // One task per (b, m) keeps a query's levels together (faster on one
+  // thread, docs/benchmarks.md); one per (b, m, l) when that leaves threads
+  // idle.
   const bool few_tasks = pb.B * pb.M < 2 * at::get_num_threads();
   const int64_t groups = few_tasks && pb.L > 0 ? pb.L : 1;
   at::parallel_for(0, pb.B * pb.M * groups, 1, [&](int64_t begin,
