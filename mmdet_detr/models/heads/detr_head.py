@@ -136,9 +136,7 @@ class DETRHead(nn.Module):
                 ``img_shape`` (h, w) in its metainfo.
         """
         cls_logits, boxes = self(head_inputs)
-        targets = MatchTargets.build(
-            [s.gt_instances for s in batch_data_samples],
-            [s.metainfo for s in batch_data_samples])
+        targets = MatchTargets.from_samples(batch_data_samples)
         return name_by_layer(
             self.set_loss(cls_logits, boxes, targets.labels, targets))
 

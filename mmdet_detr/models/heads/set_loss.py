@@ -47,6 +47,12 @@ class MatchTargets:
             factors.append(factor)
         return cls(boxes, labels, factors)
 
+    @classmethod
+    def from_samples(cls, batch_data_samples: list) -> 'MatchTargets':
+        """From the ``gt_instances`` and metainfo of each data sample."""
+        return cls.build([s.gt_instances for s in batch_data_samples],
+                         [s.metainfo for s in batch_data_samples])
+
 
 class SetLoss:
     """Match every layer's predictions, then compute its three losses.
