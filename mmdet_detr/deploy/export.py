@@ -75,7 +75,8 @@ def export_onnx(model: nn.Module, out: str, metadata: ExportMetadata,
             output_names=list(OUTPUT_NAMES),
             dynamic_axes=dynamic,
             opset_version=metadata.opset,
-            custom_opsets={CUSTOM_DOMAIN: CUSTOM_DOMAIN_VERSION},
+            custom_opsets=({CUSTOM_DOMAIN: CUSTOM_DOMAIN_VERSION}
+                           if metadata.attention == 'custom' else None),
             do_constant_folding=True)
     proto = onnx.load(out)
     for key, value in metadata.to_props().items():
