@@ -8,6 +8,7 @@ Symbols: B batch, H, W the input's height and width, k detections kept
 per image.
 """
 import time
+import warnings
 from typing import List, NamedTuple, Sequence, Tuple
 
 import numpy as np
@@ -66,7 +67,12 @@ def export_onnx(model: nn.Module, out: str, metadata: ExportMetadata,
     images = example_images(example_shape)
     dynamic = {'images': {0: 'batch', 2: 'height', 3: 'width'}}
     dynamic.update({name: {0: 'batch'} for name in OUTPUT_NAMES})
-    with attention_form(model, metadata.attention), torch.no_grad():
+    with attention_form(model, metadata.attention), torch.no_grad(), \
+            warnings.catch_warnings():
+        # The tracer warns about every shape it reads into Python; sizes
+        # that must stay dynamic are read as tensors, and the checks run
+        # the file at other shapes than traced.
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
         torch.onnx.export(
             graph, (images, ),
             out,

@@ -2,7 +2,6 @@
 ``tools/deploy/export_onnx.py`` runs."""
 import os
 import os.path as osp
-import warnings
 from typing import List, NamedTuple, Optional, Sequence
 
 import torch
@@ -64,12 +63,7 @@ def export_checkpoint(config: str,
         preprocessing=PREPROCESSING_DOC)
     if osp.dirname(out):
         os.makedirs(osp.dirname(out), exist_ok=True)
-    with warnings.catch_warnings():
-        # The tracer warns about every shape it reads into Python; the
-        # run at a second shape below checks that none became constant.
-        warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        seconds = export_onnx(model, out, metadata,
-                              (2, 3, height, width))
+    seconds = export_onnx(model, out, metadata, (2, 3, height, width))
     check_onnx(out)
     checks = []
     if attention == 'onnx':
