@@ -139,3 +139,12 @@ def test_exported_file_of_another_model_is_refused(run, exported):
         osp.join(REPO_ROOT, 'tests', 'configs', 'tiny_detr.py'))
     with pytest.raises(ValueError, match='pass the config it was exported'):
         use_exported_model(cfg, exported)
+
+
+def test_backend_option_needs_an_exported_file(run, capsys):
+    with pytest.raises(SystemExit):
+        _run_tool([
+            'tools/test.py', TINY_CONFIG, run.checkpoint, '--backend',
+            'openvino'
+        ])
+    assert 'tools/deploy/export_onnx.py' in capsys.readouterr().err
