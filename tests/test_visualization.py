@@ -4,17 +4,14 @@ overlap, and each picture tool writes a PNG of the expected size."""
 import json
 import os
 import os.path as osp
-import runpy
-import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.collections import PathCollection
-from PIL import Image
-from tiny_checkpoint import (IMAGE_SIZE, NUM_VAL, REPO_ROOT, TINY_CONFIG,
-                             tiny_run)
+from tiny_checkpoint import IMAGE_SIZE, NUM_VAL, TINY_CONFIG
+from tool_helpers import png_size, run_tool
 
 from mmdet_detr.apis import Detector
 from mmdet_detr.datasets.shapes import SHAPE_CLASSES
@@ -46,11 +43,8 @@ IMAGE = 'data/shapes/val/000001.jpg'
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    run = tiny_run(tmp_path_factory)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(run.root)
-        yield run
+def run(deformable_detr_run):
+    return deformable_detr_run
 
 
 @pytest.fixture(scope='module')
@@ -320,51 +314,36 @@ def test_pipeline_outputs_carry_their_boxes(run):
         build_dataset(cfg, 'dev')
 
 
-def _run_tool(argv):
-    saved = sys.argv
-    sys.argv = list(argv)
-    try:
-        runpy.run_path(osp.join(REPO_ROOT, argv[0]), run_name='__main__')
-    finally:
-        sys.argv = saved
-
-
-def _png_size(path):
-    with Image.open(path) as picture:
-        assert np.asarray(picture).std() > 5  # not blank
-        return picture.size
-
-
 def test_picture_tools_write_pngs(run, tmp_path):
     common = ['--device', 'cpu', '--cfg-options',
               'model.test_cfg.max_per_img=5']
     out = str(tmp_path / 'sampling.png')
-    _run_tool(['tools/visualize_sampling.py', TINY_CONFIG, run.checkpoint,
-               IMAGE, '--top-k', '2', '--out', out] + common)
+    run_tool(['tools/visualize_sampling.py', TINY_CONFIG, run.checkpoint,
+              IMAGE, '--top-k', '2', '--out', out] + common)
     # 3 panels of 3 x 3 in, 2 gaps of 0.25, margins of 0.2 and 1.0 (with
     # the colour bar) across, 0.75 (legend) + 0.35 + 0.8 (titles) down.
-    assert _png_size(out) == (1070, 490)
+    assert png_size(out) == (1070, 490)
     with pytest.raises(SystemExit):  # exists: not replaced
-        _run_tool(['tools/visualize_sampling.py', TINY_CONFIG,
-                   run.checkpoint, IMAGE, '--out', out])
+        run_tool(['tools/visualize_sampling.py', TINY_CONFIG,
+                  run.checkpoint, IMAGE, '--out', out])
 
     out = str(tmp_path / 'queries.png')
-    _run_tool(['tools/visualize_queries.py', TINY_CONFIG, run.checkpoint,
-               '--num-queries', '10', '--out', out] + common)
+    run_tool(['tools/visualize_queries.py', TINY_CONFIG, run.checkpoint,
+              '--num-queries', '10', '--out', out] + common)
     # One row of 10 panels of 1.5 in, 9 gaps and 2 margins of 0.15 across;
     # 0.6 (title) + 1.5 + 0.25 (panel title) + 0.55 (legend) down.
-    assert _png_size(out) == (1665, 290)
+    assert png_size(out) == (1665, 290)
 
     out = str(tmp_path / 'curves.png')
-    _run_tool(['tools/analyze_logs.py', 'plot', run.work_dir, run.work_dir,
-               '--legend', 'a', 'b', '--keys', 'loss', 'lr', '--out', out])
-    assert _png_size(out) == (1000, 380)
+    run_tool(['tools/analyze_logs.py', 'plot', run.work_dir, run.work_dir,
+              '--legend', 'a', 'b', '--keys', 'loss', 'lr', '--out', out])
+    assert png_size(out) == (1000, 380)
 
     out_dir = str(tmp_path / 'browse')
-    _run_tool(['tools/browse_dataset.py', TINY_CONFIG, '--phase', 'val',
-               '--num', '1', '--out-dir', out_dir, '--cfg-options',
-               'val_dataloader.dataset.indices=[1]'])
+    run_tool(['tools/browse_dataset.py', TINY_CONFIG, '--phase', 'val',
+              '--num', '1', '--out-dir', out_dir, '--cfg-options',
+              'val_dataloader.dataset.indices=[1]'])
     (name, ) = os.listdir(out_dir)
     assert name == '0000_000002.png'
-    assert _png_size(osp.join(out_dir, name)) == (8 * IMAGE_SIZE,
-                                                  8 * IMAGE_SIZE + 45)
+    assert png_size(osp.join(out_dir, name)) == (8 * IMAGE_SIZE,
+                                                 8 * IMAGE_SIZE + 45)
