@@ -26,7 +26,7 @@ from mmdet_detr.models.layers.ms_deform_attn import \
 from mmdet_detr.ops import ms_deform_attn_pytorch
 from mmdet_detr.visualization.dataset_browser import (build_dataset,
                                                       pipeline_samples)
-from mmdet_detr.visualization.drawing import boxes_figure, label_extent
+from mmdet_detr.visualization.drawing import boxes_figure
 from mmdet_detr.visualization.query_centres import (check_fixed_queries,
                                                     collect_query_boxes,
                                                     dataset_batches,
@@ -264,7 +264,11 @@ def test_labels_never_overlap_and_stay_in_the_image():
     texts = ax.texts
     assert [t.get_text() for t in texts][:2] == ['circle 0.90',
                                                  'square 0.80']
-    extents = [label_extent(t) for t in texts]
+    renderer = fig.canvas.get_renderer()
+    extents = []
+    for text in texts:  # each label with its background patch
+        text.update_bbox_position_size(renderer)
+        extents.append(text.get_bbox_patch().get_window_extent(renderer))
     frame = ax.get_window_extent()
     for i, a in enumerate(extents):
         assert frame.x0 - 1 <= a.x0 and a.x1 <= frame.x1 + 1
