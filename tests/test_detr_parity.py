@@ -4,6 +4,7 @@ gradients in train mode, the softmax classification cost, and fine-tuning on
 another class count."""
 import logging
 
+import pytest
 import torch
 from mmdet.models.task_modules.assigners.match_cost import \
     ClassificationCost as MMDetClassificationCost
@@ -13,9 +14,12 @@ from mmdet_twins import (CLASSES, DETR_EMBED, DETR_LAYERS,
                          key_to_ours)
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
+from mmengine.runner import load_checkpoint
 from mmengine.structures import InstanceData
 
-from mmdet_detr.checkpoint.loader import prepare_state_dict
+from mmdet_detr.checkpoint.loader import (ForeignCheckpointError,
+                                          prepare_state_dict)
+from mmdet_detr.checkpoint.sources import convert_checkpoint
 from mmdet_detr.models.assigners.match_costs import ClassificationCost
 from mmdet_detr.registry import MODELS
 
@@ -83,3 +87,28 @@ def test_other_class_count_reinitialises_only_the_classifier():
             assert value.abs().max() <= 1 / DETR_EMBED**0.5 + 1e-6
         else:
             assert torch.equal(value, state[key]), key
+
+
+def test_mmdet_checkpoint_is_refused_then_converted(tmp_path):
+    """An mmdet 3.3 DETR file: loading it unconverted names the convert
+    command; ``--from mmdet`` (with the variant, which mmdet's file does
+    not say) gives a file that predicts what mmdet's model predicts."""
+    reference, ours = build_twins(detr_config(dropout=0.0))
+    src, dst = str(tmp_path / 'mmdet.pth'), str(tmp_path / 'ours.pth')
+    meta = dict(dataset_meta=dict(classes=tuple('abcde')))
+    torch.save(dict(meta=meta, state_dict=reference.state_dict()), src)
+    with pytest.raises(ForeignCheckpointError) as error:
+        prepare_state_dict(ours, reference.state_dict())
+    assert "mmdet 3.3's DeformableDETR or DETR" in str(error.value)
+    assert '--from mmdet' in str(error.value)
+    with pytest.raises(ValueError, match='--variant r50 or --variant r50_dc5'):
+        convert_checkpoint(src, dst, 'mmdet')
+    converted = convert_checkpoint(src, dst, 'mmdet', variant='r50')
+    assert converted.config == 'configs/detr_r50.py'
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.zero_()
+    checkpoint = load_checkpoint(ours, dst, strict=True)
+    assert checkpoint['meta']['dataset_meta'] == meta['dataset_meta']
+    assert_predictions_match(reference, ours, box_atol=1e-5 * 256,
+                             scale_factor=0.5)
