@@ -24,6 +24,17 @@ CLASSES = 5
 BOX_LOSSES = dict(loss_bbox=dict(type='L1Loss', loss_weight=5.0),
                   loss_iou=dict(type='GIoULoss', loss_weight=2.0))
 
+
+def matcher(class_cost: dict) -> dict:
+    """``train_cfg`` of a Hungarian matcher with ``class_cost`` and the box
+    costs of the papers (L1 5, GIoU 2)."""
+    return dict(assigner=dict(
+        type='HungarianAssigner',
+        match_costs=[class_cost,
+                     dict(type='BBoxL1Cost', weight=5.0),
+                     dict(type='GIoUCost', weight=2.0)]))
+
+
 # Deformable DETR: a small ResNet and two layers per stack keep it fast.
 DEFORMABLE_VARIANTS = {
     'plain': dict(with_box_refine=False, as_two_stage=False),
@@ -54,13 +65,7 @@ def deformable_detr_config(variant: str, dropout: float) -> dict:
             loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
                           alpha=0.25, loss_weight=2.0),
             **BOX_LOSSES),
-        train_cfg=dict(assigner=dict(
-            type='HungarianAssigner',
-            match_costs=[
-                dict(type='FocalLossCost', weight=2.0),
-                dict(type='BBoxL1Cost', weight=5.0),
-                dict(type='GIoUCost', weight=2.0)
-            ])),
+        train_cfg=matcher(dict(type='FocalLossCost', weight=2.0)),
         test_cfg=dict(max_per_img=50),
         **DEFORMABLE_VARIANTS[variant])
 
@@ -90,13 +95,7 @@ def detr_config(dropout: float) -> dict:
             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False,
                           loss_weight=1.0),
             **BOX_LOSSES),
-        train_cfg=dict(assigner=dict(
-            type='HungarianAssigner',
-            match_costs=[
-                dict(type='ClassificationCost', weight=1.0),
-                dict(type='BBoxL1Cost', weight=5.0),
-                dict(type='GIoUCost', weight=2.0)
-            ])),
+        train_cfg=matcher(dict(type='ClassificationCost', weight=1.0)),
         test_cfg=dict(max_per_img=DETR_QUERIES))
 
 
