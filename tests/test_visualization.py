@@ -37,7 +37,8 @@ from mmdet_detr.visualization.sampling_points import (pixel_to_token,
                                                       sampling_panels,
                                                       visualize_sampling)
 from mmdet_detr.visualization.sampling_recorder import SamplingRecorder
-from mmdet_detr.visualization.training_curves import load_curves, match_key
+from mmdet_detr.visualization.training_curves import (curves_figure,
+                                                      load_curves, match_key)
 
 IMAGE = 'data/shapes/val/000001.jpg'
 
@@ -296,6 +297,32 @@ def test_training_curves_place_metrics_at_their_iteration(tmp_path):
         match_key('mAP', list(curves))
     with pytest.raises(FileNotFoundError, match='scalars.json'):
         load_curves(str(tmp_path))
+
+
+def test_training_curves_against_training_seconds(tmp_path):
+    """The logged mean seconds per iteration times the iterations since the
+    previous line, summed over the run and its resumed continuation."""
+    first = tmp_path / 'run' / '20260101_000000' / 'vis_data'
+    resumed = tmp_path / 'run' / '20260101_010000' / 'vis_data'
+    for folder, rows in [
+        (first, [dict(loss=3.0, time=0.5, iter=10),
+                 dict(loss=2.0, time=0.25, iter=20),
+                 {'coco/bbox_mAP': 0.1, 'step': 20}]),
+        (resumed, [dict(loss=1.0, time=1.0, iter=30),
+                   {'coco/bbox_mAP': 0.3, 'step': 30}]),
+    ]:
+        folder.mkdir(parents=True)
+        (folder / 'scalars.json').write_text(
+            '\n'.join(json.dumps(r) for r in rows))
+    curves = load_curves(str(tmp_path / 'run'), x='time')
+    np.testing.assert_allclose(curves['loss'][0], [5.0, 7.5, 17.5])
+    np.testing.assert_allclose(curves['coco/bbox_mAP'][0], [7.5, 17.5])
+    fig = curves_figure({'a': curves}, ['bbox_mAP'], x='time')
+    assert fig.axes[0].get_xlabel() == 'training seconds'
+    (no_time, ) = [tmp_path / 'bare.json']
+    no_time.write_text(json.dumps(dict(loss=1.0, iter=1)))
+    with pytest.raises(ValueError, match='log no time'):
+        load_curves(str(no_time), x='time')
 
 
 def test_pipeline_outputs_carry_their_boxes(run):
