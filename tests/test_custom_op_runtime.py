@@ -89,3 +89,62 @@ def test_onnxruntime_without_op_names_the_node(tmp_path):
     assert 'mmdet_detr::MultiScaleDeformableAttention' in message
     assert path in message
     assert 'ort_session_with_custom_op' in message
+
+
+@pytest.fixture(scope='module')
+def openvino_extension():
+    """The extension library, built into the cache on first use (about 25 s
+    on 2 cores, once per source version)."""
+    pytest.importorskip('openvino')
+    from mmdet_detr.deploy.custom_op import openvino_extension_path
+    return openvino_extension_path()
+
+
+def test_openvino_op_matches_torch(tmp_path, openvino_extension):
+    from mmdet_detr.deploy.custom_op import \
+        openvino_compiled_model_with_custom_op
+    compiled = openvino_compiled_model_with_custom_op(
+        save_attention_model(tmp_path))
+    request = compiled.create_infer_request()
+    # One compiled model serves other B and Q: the node's shapes are
+    # dynamic.
+    for seed, B, Q in ((0, 2, 7), (1, 1, 1)):
+        feed = make_inputs(B=B, Q=Q, seed=seed)
+        output = request.infer(feed)[0]
+        expected = torch_output(feed)
+        assert output.shape == expected.shape == (B, Q, 3 * 4)
+        assert abs(output - expected).max() <= 1e-5
+
+
+def test_openvino_op_rejects_levels_outside_value(tmp_path,
+                                                  openvino_extension):
+    from mmdet_detr.deploy.custom_op import \
+        openvino_compiled_model_with_custom_op
+    compiled = openvino_compiled_model_with_custom_op(
+        save_attention_model(tmp_path))
+    feed = make_inputs()
+    feed['level_start_index'][-1] += 1  # the last level reads past value
+    with pytest.raises(RuntimeError, match='does not fit'):
+        compiled.create_infer_request().infer(feed)
+
+
+def test_openvino_without_op_names_the_node(tmp_path):
+    pytest.importorskip('openvino')
+    from mmdet_detr.deploy.custom_op import \
+        openvino_compiled_model_with_custom_op
+    path = save_attention_model(tmp_path)
+    with pytest.raises(RuntimeError) as info:
+        openvino_compiled_model_with_custom_op(path, register_custom_op=False)
+    message = str(info.value)
+    assert 'mmdet_detr::MultiScaleDeformableAttention' in message
+    assert path in message
+    assert 'openvino_core_with_custom_op' in message
+
+
+def test_openvino_build_names_missing_tools(tmp_path, monkeypatch):
+    pytest.importorskip('openvino')
+    from mmdet_detr.deploy.custom_op import openvino_extension
+    monkeypatch.setenv('PATH', str(tmp_path))  # no cmake, no compiler
+    monkeypatch.delenv('CXX', raising=False)
+    with pytest.raises(RuntimeError, match='needs cmake and c.. on PATH'):
+        openvino_extension.build_openvino_extension(str(tmp_path / 'out'))
