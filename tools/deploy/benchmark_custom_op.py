@@ -3,7 +3,9 @@ same attention in standard ONNX ops (GridSample) and the torch kernel.
 
 The Deformable DETR R50 shapes on a 512 x 512 image (B 2, levels 64x64 to
 8x8, M 8, D 32, P 4): the encoder (Q = S = 5440) and the decoder (Q = 300),
-all variants interleaved in one run.
+all variants interleaved in one run. Each variant prints the median and the
+best of its calls; the ratios use the best, the call least disturbed by
+other work on the machine.
 
     nice -n 15 python tools/deploy/benchmark_custom_op.py --repeat 10
 """
@@ -13,8 +15,8 @@ import torch
 
 from mmdet_detr.deploy.custom_op.benchmark import (DECODER, ENCODER,
                                                    attention_calls,
-                                                   attention_inputs, median_ms,
-                                                   time_interleaved)
+                                                   attention_inputs, best_ms,
+                                                   median_ms, time_interleaved)
 
 
 def parse_args():
@@ -32,19 +34,22 @@ def parse_args():
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
-    print(f'{args.threads} threads, median of {args.repeat} calls')
+    print(f'{args.threads} threads, {args.repeat} calls of each variant')
     for shape in (ENCODER, DECODER):
         feed = attention_inputs(shape)
         calls = attention_calls(feed, args.runtimes, args.threads)
-        ms = median_ms(time_interleaved(calls, args.repeat))
+        seconds = time_interleaved(calls, args.repeat)
+        median, best = median_ms(seconds), best_ms(seconds)
         Q = feed['sampling_locations'].shape[1]
         print(f'\n{shape.name} (B {shape.batch}, Q {Q}, S '
               f'{feed["value"].shape[1]}):')
-        for name, value in ms.items():
-            print(f'  {name:24s} {value:9.2f} ms')
-        torch_ms = ms['torch kernel']
+        print(f'  {"":24s} {"median":>9s} {"best":>9s} (ms)')
+        for name in seconds:
+            print(f'  {name:24s} {median[name]:9.2f} {best[name]:9.2f}')
+        torch_ms = best['torch kernel']
         for runtime in args.runtimes:
-            custom, grid = ms[f'{runtime} custom'], ms[f'{runtime} gridsample']
+            custom = best[f'{runtime} custom']
+            grid = best[f'{runtime} gridsample']
             print(f'  {runtime}: gridsample / custom {grid / custom:.2f}x, '
                   f'custom / torch kernel {custom / torch_ms:.2f}x')
 
