@@ -66,6 +66,17 @@ def test_attention_model_is_valid_onnx():
         ('mmdet_detr', 'MultiScaleDeformableAttention')]
 
 
+def test_onnxruntime_model_copy_moves_nodes_to_extensions_domain():
+    pytest.importorskip('onnxruntime_extensions')
+    from mmdet_detr.deploy.custom_op import ort_model_for_custom_op
+    model = node.attention_model(num_levels=len(SHAPES))
+    moved = ort_model_for_custom_op(model)
+    assert [n.domain for n in moved.graph.node] == ['ai.onnx.contrib']
+    assert ('ai.onnx.contrib', 1) in [(o.domain, o.version)
+                                      for o in moved.opset_import]
+    assert len(node.attention_nodes(model)) == 1  # the input is untouched
+
+
 @needs_kernel
 def test_onnxruntime_op_matches_torch(tmp_path):
     pytest.importorskip('onnxruntime_extensions')
