@@ -67,6 +67,12 @@ setup(
         'tests': read_requirements(os.path.join('requirements', 'tests.txt')),
         'deploy': read_requirements(os.path.join('requirements', 'deploy.txt'))
     },
+    # Read at run time: the kernel header and the OpenVINO extension's
+    # sources, built on first use (mmdet_detr.deploy.custom_op).
+    package_data={
+        'mmdet_detr':
+        ['ops/csrc/*.h', 'ops/csrc/*.cpp', 'deploy/custom_op/openvino/*']
+    },
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     zip_safe=False)

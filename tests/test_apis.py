@@ -3,64 +3,30 @@ batching, mmdet's DetInferencer, clear errors, and tools/infer.py's
 pictures and COCO results file."""
 import os
 import os.path as osp
-import pickle
-import runpy
-import sys
 
 import mmcv
 import numpy as np
 import pytest
 from PIL import Image
 from pycocotools.coco import COCO
-from tiny_checkpoint import (IMAGE_SIZE, NUM_VAL, REPO_ROOT, TINY_CONFIG,
-                             tiny_run)
+from tiny_checkpoint import IMAGE_SIZE, NUM_VAL, TINY_CONFIG
+from tool_helpers import (VAL_IMAGES,
+                          assert_detector_returns_the_boxes_of_the_test_tool,
+                          run_tool)
 
 from mmdet_detr.apis import (Detector, build_det_inferencer,
                              collect_image_files, image_ids_for, infer_files,
                              picture_names)
-from mmdet_detr.engine import cli
-
-VAL_IMAGES = [f'data/shapes/val/{i:06d}.jpg' for i in range(1, NUM_VAL + 1)]
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    run = tiny_run(tmp_path_factory)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(run.root)
-        yield run
+def run(deformable_detr_run):
+    return deformable_detr_run
 
 
 @pytest.fixture(scope='module')
 def detector(run):
     return Detector(TINY_CONFIG, run.checkpoint, device='cpu')
-
-
-def assert_detector_returns_the_boxes_of_the_test_tool(config, run, detector):
-    """What tools/test.py does, with --out, gives the detector's boxes."""
-    out = osp.join(run.root, 'test_preds.pkl')
-    cfg = cli.load_config(config, None, osp.join(run.root, 'test'))
-    cli.set_test_checkpoint(cfg, run.checkpoint)
-    runner = cli.build_runner(cfg)
-    cli.add_dump_metric(runner, out)
-    runner.test()
-    with open(out, 'rb') as f:
-        expected = pickle.load(f)
-    found = detector(VAL_IMAGES)
-    assert len(found) == len(expected) == NUM_VAL
-    for dets, ref, path in zip(found, expected, VAL_IMAGES):
-        assert osp.basename(ref['img_path']) == osp.basename(path)
-        pred = ref['pred_instances']
-        order = np.argsort(-pred['scores'].numpy(), kind='stable')
-        assert len(dets) == len(order) > 0
-        np.testing.assert_allclose(dets.boxes, pred['bboxes'].numpy()[order],
-                                   atol=1e-4)
-        np.testing.assert_allclose(dets.scores,
-                                   pred['scores'].numpy()[order], atol=1e-6)
-        np.testing.assert_array_equal(dets.labels,
-                                      pred['labels'].numpy()[order])
-        assert dets.names == [detector.class_names[i] for i in dets.labels]
-    assert detector.class_names == ('circle', 'square', 'triangle', 'cross')
 
 
 def test_detector_returns_the_boxes_of_the_test_tool(run, detector):
@@ -153,7 +119,7 @@ def test_infer_tool_writes_pictures_and_coco_results(run, detector):
         'tools/infer.py', TINY_CONFIG, run.checkpoint, 'data/shapes/val',
         '--out-dir', out_dir, '--score-thr', '0', '--device', 'cpu'
     ]
-    _run_tool(argv)
+    run_tool(argv)
     names = sorted(os.listdir(out_dir))
     assert names == ['000001.png', '000002.png', 'predictions.json']
     for name in names[:2]:
@@ -174,18 +140,8 @@ def test_infer_tool_writes_pictures_and_coco_results(run, detector):
     # A second run keeps what the first wrote unless --overwrite.
     before = os.path.getmtime(osp.join(out_dir, '000001.png'))
     with pytest.raises(SystemExit):
-        _run_tool(argv)
+        run_tool(argv)
     assert os.path.getmtime(osp.join(out_dir, '000001.png')) == before
     summary = infer_files(detector, [VAL_IMAGES[0]], out_dir, 0.5,
                           overwrite=True, progress=False)
     assert summary['pictures'] == [osp.join(out_dir, '000001.png')]
-
-
-def _run_tool(argv):
-    """Run a tool's command line in this process."""
-    saved = sys.argv
-    sys.argv = list(argv)
-    try:
-        runpy.run_path(osp.join(REPO_ROOT, argv[0]), run_name='__main__')
-    finally:
-        sys.argv = saved

@@ -1,7 +1,7 @@
 """mmdet 3.3 ``deformable-detr*`` checkpoints -> this project, and what
 loading a checkpoint into the detector checks.
 
-mmdet's model and this project's are built from the same values as in
+mmdet's model and this project's are the twins of mmdet_twins.py
 test_parity_mmdet.py; mmdet's random, perturbed weights are saved the way
 mmdet saves them, converted by ``convert_checkpoint`` and loaded through
 mmengine's ``load_checkpoint`` (the path of ``tools/test.py`` and
@@ -18,9 +18,10 @@ import sys
 import pytest
 import torch
 from convert_helpers import perturb_, tiny_model
+from mmdet_twins import (DEFORMABLE_VARIANTS, build_twins,
+                         deformable_detr_config, make_batch)
 from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
-from test_parity_mmdet import VARIANTS, build_pair, make_batch
 
 from mmdet_detr.checkpoint.converters.deformable_detr_mmdet import \
     convert_mmdet_state_dict
@@ -44,9 +45,9 @@ def save_as_mmdet(model, path):
                     state_dict=model.state_dict()), path)
 
 
-@pytest.mark.parametrize('variant', list(VARIANTS))
+@pytest.mark.parametrize('variant', list(DEFORMABLE_VARIANTS))
 def test_converted_mmdet_checkpoint_predicts_the_same(variant, tmp_path):
-    reference, ours = build_pair(VARIANTS[variant])
+    reference, ours = build_twins(deformable_detr_config(variant, 0.0))
     src, dst = str(tmp_path / 'mmdet.pth'), str(tmp_path / 'ours.pth')
     save_as_mmdet(reference, src)
     converted = convert_checkpoint(src, dst, 'mmdet')
@@ -78,7 +79,7 @@ def test_converted_mmdet_checkpoint_predicts_the_same(variant, tmp_path):
 
 
 def test_foreign_layouts_are_refused_with_the_command():
-    reference, ours = build_pair(VARIANTS['refine'])
+    reference, ours = build_twins(deformable_detr_config('refine', 0.0))
     mmdet_state = reference.state_dict()
     with pytest.raises(ForeignCheckpointError) as error:
         prepare_state_dict(ours, mmdet_state)
@@ -146,7 +147,7 @@ def test_round_trip_convert_then_tools_test(tmp_path):
     and tools/train.py --resume with a 4-class config on the shapes data:
     the classifiers are re-initialised, everything else loads, COCO metrics
     print."""
-    reference, _ = build_pair(VARIANTS['refine'])
+    reference, _ = build_twins(deformable_detr_config('refine', 0.0))
     src, dst = str(tmp_path / 'mmdet.pth'), str(tmp_path / 'converted.pth')
     save_as_mmdet(reference, src)
     converted = convert_checkpoint(src, dst, 'mmdet')

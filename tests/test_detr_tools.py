@@ -4,20 +4,17 @@ import json
 import os.path as osp
 
 import pytest
-from test_apis import (VAL_IMAGES,
-                       assert_detector_returns_the_boxes_of_the_test_tool)
-from test_visualization import _png_size, _run_tool
-from tiny_checkpoint import NUM_VAL, TINY_DETR_CONFIG, tiny_run
+from tiny_checkpoint import NUM_VAL, TINY_DETR_CONFIG
+from tool_helpers import (VAL_IMAGES,
+                          assert_detector_returns_the_boxes_of_the_test_tool,
+                          png_size, run_tool)
 
 from mmdet_detr.apis import Detector
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    run = tiny_run(tmp_path_factory, TINY_DETR_CONFIG)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(run.root)
-        yield run
+def run(detr_run):
+    return detr_run
 
 
 def test_detector_returns_the_boxes_of_the_test_tool(run):
@@ -28,18 +25,18 @@ def test_detector_returns_the_boxes_of_the_test_tool(run):
 
 def test_infer_and_query_picture_tools(run, tmp_path):
     out_dir = str(tmp_path / 'infer')
-    _run_tool(['tools/infer.py', TINY_DETR_CONFIG, run.checkpoint,
-               *VAL_IMAGES, '--out-dir', out_dir, '--score-thr', '0',
-               '--device', 'cpu'])
+    run_tool(['tools/infer.py', TINY_DETR_CONFIG, run.checkpoint,
+              *VAL_IMAGES, '--out-dir', out_dir, '--score-thr', '0',
+              '--device', 'cpu'])
     with open(osp.join(out_dir, 'predictions.json')) as f:
         predictions = json.load(f)
     assert {p['image_id'] for p in predictions} == set(range(1, NUM_VAL + 1))
     for path in VAL_IMAGES:
         name = osp.splitext(osp.basename(path))[0] + '.png'
-        assert _png_size(osp.join(out_dir, name))[0] > 0
+        assert png_size(osp.join(out_dir, name))[0] > 0
 
     out = str(tmp_path / 'queries.png')
-    _run_tool(['tools/visualize_queries.py', TINY_DETR_CONFIG, run.checkpoint,
-               '--num-queries', '10', '--out', out, '--device', 'cpu'])
+    run_tool(['tools/visualize_queries.py', TINY_DETR_CONFIG, run.checkpoint,
+              '--num-queries', '10', '--out', out, '--device', 'cpu'])
     # The same layout as Deformable DETR's picture (test_visualization).
-    assert _png_size(out) == (1665, 290)
+    assert png_size(out) == (1665, 290)

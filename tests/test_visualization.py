@@ -4,17 +4,14 @@ overlap, and each picture tool writes a PNG of the expected size."""
 import json
 import os
 import os.path as osp
-import runpy
-import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.collections import PathCollection
-from PIL import Image
-from tiny_checkpoint import (IMAGE_SIZE, NUM_VAL, REPO_ROOT, TINY_CONFIG,
-                             tiny_run)
+from tiny_checkpoint import IMAGE_SIZE, NUM_VAL, TINY_CONFIG
+from tool_helpers import png_size, run_tool
 
 from mmdet_detr.apis import Detector
 from mmdet_detr.datasets.shapes import SHAPE_CLASSES
@@ -29,7 +26,7 @@ from mmdet_detr.models.layers.ms_deform_attn import \
 from mmdet_detr.ops import ms_deform_attn_pytorch
 from mmdet_detr.visualization.dataset_browser import (build_dataset,
                                                       pipeline_samples)
-from mmdet_detr.visualization.drawing import boxes_figure, label_extent
+from mmdet_detr.visualization.drawing import boxes_figure
 from mmdet_detr.visualization.query_centres import (check_fixed_queries,
                                                     collect_query_boxes,
                                                     dataset_batches,
@@ -40,17 +37,15 @@ from mmdet_detr.visualization.sampling_points import (pixel_to_token,
                                                       sampling_panels,
                                                       visualize_sampling)
 from mmdet_detr.visualization.sampling_recorder import SamplingRecorder
-from mmdet_detr.visualization.training_curves import load_curves, match_key
+from mmdet_detr.visualization.training_curves import (curves_figure,
+                                                      load_curves, match_key)
 
 IMAGE = 'data/shapes/val/000001.jpg'
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    run = tiny_run(tmp_path_factory)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(run.root)
-        yield run
+def run(deformable_detr_run):
+    return deformable_detr_run
 
 
 @pytest.fixture(scope='module')
@@ -270,7 +265,11 @@ def test_labels_never_overlap_and_stay_in_the_image():
     texts = ax.texts
     assert [t.get_text() for t in texts][:2] == ['circle 0.90',
                                                  'square 0.80']
-    extents = [label_extent(t) for t in texts]
+    renderer = fig.canvas.get_renderer()
+    extents = []
+    for text in texts:  # each label with its background patch
+        text.update_bbox_position_size(renderer)
+        extents.append(text.get_bbox_patch().get_window_extent(renderer))
     frame = ax.get_window_extent()
     for i, a in enumerate(extents):
         assert frame.x0 - 1 <= a.x0 and a.x1 <= frame.x1 + 1
@@ -300,6 +299,32 @@ def test_training_curves_place_metrics_at_their_iteration(tmp_path):
         load_curves(str(tmp_path))
 
 
+def test_training_curves_against_training_seconds(tmp_path):
+    """The logged mean seconds per iteration times the iterations since the
+    previous line, summed over the run and its resumed continuation."""
+    first = tmp_path / 'run' / '20260101_000000' / 'vis_data'
+    resumed = tmp_path / 'run' / '20260101_010000' / 'vis_data'
+    for folder, rows in [
+        (first, [dict(loss=3.0, time=0.5, iter=10),
+                 dict(loss=2.0, time=0.25, iter=20),
+                 {'coco/bbox_mAP': 0.1, 'step': 20}]),
+        (resumed, [dict(loss=1.0, time=1.0, iter=30),
+                   {'coco/bbox_mAP': 0.3, 'step': 30}]),
+    ]:
+        folder.mkdir(parents=True)
+        (folder / 'scalars.json').write_text(
+            '\n'.join(json.dumps(r) for r in rows))
+    curves = load_curves(str(tmp_path / 'run'), x='time')
+    np.testing.assert_allclose(curves['loss'][0], [5.0, 7.5, 17.5])
+    np.testing.assert_allclose(curves['coco/bbox_mAP'][0], [7.5, 17.5])
+    fig = curves_figure({'a': curves}, ['bbox_mAP'], x='time')
+    assert fig.axes[0].get_xlabel() == 'training seconds'
+    (no_time, ) = [tmp_path / 'bare.json']
+    no_time.write_text(json.dumps(dict(loss=1.0, iter=1)))
+    with pytest.raises(ValueError, match='log no time'):
+        load_curves(str(no_time), x='time')
+
+
 def test_pipeline_outputs_carry_their_boxes(run):
     cfg = cli.load_config(TINY_CONFIG)
     dataset = build_dataset(cfg, 'train')
@@ -320,51 +345,36 @@ def test_pipeline_outputs_carry_their_boxes(run):
         build_dataset(cfg, 'dev')
 
 
-def _run_tool(argv):
-    saved = sys.argv
-    sys.argv = list(argv)
-    try:
-        runpy.run_path(osp.join(REPO_ROOT, argv[0]), run_name='__main__')
-    finally:
-        sys.argv = saved
-
-
-def _png_size(path):
-    with Image.open(path) as picture:
-        assert np.asarray(picture).std() > 5  # not blank
-        return picture.size
-
-
 def test_picture_tools_write_pngs(run, tmp_path):
     common = ['--device', 'cpu', '--cfg-options',
               'model.test_cfg.max_per_img=5']
     out = str(tmp_path / 'sampling.png')
-    _run_tool(['tools/visualize_sampling.py', TINY_CONFIG, run.checkpoint,
-               IMAGE, '--top-k', '2', '--out', out] + common)
+    run_tool(['tools/visualize_sampling.py', TINY_CONFIG, run.checkpoint,
+              IMAGE, '--top-k', '2', '--out', out] + common)
     # 3 panels of 3 x 3 in, 2 gaps of 0.25, margins of 0.2 and 1.0 (with
     # the colour bar) across, 0.75 (legend) + 0.35 + 0.8 (titles) down.
-    assert _png_size(out) == (1070, 490)
+    assert png_size(out) == (1070, 490)
     with pytest.raises(SystemExit):  # exists: not replaced
-        _run_tool(['tools/visualize_sampling.py', TINY_CONFIG,
-                   run.checkpoint, IMAGE, '--out', out])
+        run_tool(['tools/visualize_sampling.py', TINY_CONFIG,
+                  run.checkpoint, IMAGE, '--out', out])
 
     out = str(tmp_path / 'queries.png')
-    _run_tool(['tools/visualize_queries.py', TINY_CONFIG, run.checkpoint,
-               '--num-queries', '10', '--out', out] + common)
+    run_tool(['tools/visualize_queries.py', TINY_CONFIG, run.checkpoint,
+              '--num-queries', '10', '--out', out] + common)
     # One row of 10 panels of 1.5 in, 9 gaps and 2 margins of 0.15 across;
     # 0.6 (title) + 1.5 + 0.25 (panel title) + 0.55 (legend) down.
-    assert _png_size(out) == (1665, 290)
+    assert png_size(out) == (1665, 290)
 
     out = str(tmp_path / 'curves.png')
-    _run_tool(['tools/analyze_logs.py', 'plot', run.work_dir, run.work_dir,
-               '--legend', 'a', 'b', '--keys', 'loss', 'lr', '--out', out])
-    assert _png_size(out) == (1000, 380)
+    run_tool(['tools/analyze_logs.py', 'plot', run.work_dir, run.work_dir,
+              '--legend', 'a', 'b', '--keys', 'loss', 'lr', '--out', out])
+    assert png_size(out) == (1000, 380)
 
     out_dir = str(tmp_path / 'browse')
-    _run_tool(['tools/browse_dataset.py', TINY_CONFIG, '--phase', 'val',
-               '--num', '1', '--out-dir', out_dir, '--cfg-options',
-               'val_dataloader.dataset.indices=[1]'])
+    run_tool(['tools/browse_dataset.py', TINY_CONFIG, '--phase', 'val',
+              '--num', '1', '--out-dir', out_dir, '--cfg-options',
+              'val_dataloader.dataset.indices=[1]'])
     (name, ) = os.listdir(out_dir)
     assert name == '0000_000002.png'
-    assert _png_size(osp.join(out_dir, name)) == (8 * IMAGE_SIZE,
-                                                  8 * IMAGE_SIZE + 45)
+    assert png_size(osp.join(out_dir, name)) == (8 * IMAGE_SIZE,
+                                                 8 * IMAGE_SIZE + 45)

@@ -1,17 +1,19 @@
-"""mmdet 3.3's ``DeformableDETR`` built from this project's config values,
-with the same weights, for side-by-side comparisons.
+"""mmdet 3.3's twin of a model of this project (``DeformableDETR``,
+``DETR``), built from the same config values and given the same weights, for
+side-by-side comparisons and parity tests.
 
 This project's model config names each value once (``embed_dims``,
 ``num_feature_levels``, the stacks' ``num_heads``, ...); mmdet spreads the
 same values over mmcv's generic blocks (``layer_cfg.self_attn_cfg``,
 ``ffn_cfg.ffn_drop``, ...). :func:`mmdet_model_config` writes the one as the
 other and :func:`build_model_pair` copies the weights across with the key map
-of :mod:`mmdet_detr.checkpoint.converters.deformable_detr_mmdet`.
+of the model's mmdet converter (``mmdet_detr.checkpoint.converters``).
 """
 import copy
+import inspect
 import logging
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import torch
 from mmdet.registry import MODELS as MMDET_MODELS
@@ -19,8 +21,10 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from mmdet_detr.checkpoint.converters.deformable_detr_mmdet import \
-    convert_mmdet_state_dict
+from mmdet_detr.checkpoint.converters.deformable_detr_mmdet import (
+    convert_mmdet_state_dict, mmdet_key_to_ours)
+from mmdet_detr.checkpoint.converters.detr_mmdet import (
+    convert_mmdet_detr_state_dict, mmdet_detr_key_to_ours)
 from mmdet_detr.registry import MODELS
 
 # This project's match costs and mmdet's equivalents (boxes are normalised
@@ -54,21 +58,67 @@ def quiet_logger(level: int = logging.WARNING) -> Iterator[None]:
 
 
 def mmdet_model_config(model: dict) -> dict:
-    """The mmdet 3.3 ``DeformableDETR`` config with the values of ``model``.
+    """The mmdet 3.3 config of the twin of ``model``.
 
     Args:
-        model: this project's ``model`` config (``type='DeformableDETR'``).
+        model: this project's ``model`` config.
 
     Raises:
-        ValueError: for a model type or match cost with no mmdet equivalent.
+        ValueError: for a model type or match cost with no mmdet
+            equivalent.
     """
+    return mmdet_twin(model).config(_with_declared_defaults(model))
+
+
+def _with_declared_defaults(model: dict) -> dict:
+    """A copy of ``model`` with every argument it leaves out set to the
+    default its detector class declares (mmdet's defaults differ, e.g. the
+    positional encoding's ``normalize``)."""
     model = copy.deepcopy(dict(model))
-    if model.get('type') != 'DeformableDETR':
-        raise ValueError(f"model.type={model.get('type')!r} has no mmdet "
-                         "equivalent here: only 'DeformableDETR' is mapped")
-    embed = model.get('embed_dims', 256)
-    levels = model.get('num_feature_levels', 4)
-    if model.get('as_two_stage', False) and embed != 256:
+    with DefaultScope.overwrite_default_scope('mmdet_detr'):
+        detector = MODELS.get(model['type'])
+    for name, parameter in inspect.signature(detector).parameters.items():
+        if (parameter.default is not inspect.Parameter.empty
+                and name not in model):
+            model[name] = copy.deepcopy(parameter.default)
+    return model
+
+
+def _backbone(model: dict) -> dict:
+    """``model.backbone`` as mmdet's registry finds it: a backbone
+    registered by this project is named with its scope."""
+    backbone = dict(model['backbone'])
+    if not isinstance(backbone['type'], str) or '.' in backbone['type']:
+        return backbone
+    with DefaultScope.overwrite_default_scope('mmdet_detr'):
+        ours = MODELS.get(backbone['type'])
+    if ours is not None and ours.__module__.startswith('mmdet_detr.'):
+        backbone['type'] = f"mmdet_detr.{backbone['type']}"
+    return backbone
+
+
+def _assigner(train_cfg: dict) -> dict:
+    """``train_cfg`` with mmdet's names of the match costs."""
+    train_cfg = copy.deepcopy(train_cfg or {})
+    assigner = train_cfg.get('assigner')
+    if assigner is not None:
+        costs = []
+        for cost in assigner['match_costs']:
+            if cost['type'] not in _MATCH_COSTS:
+                raise ValueError(
+                    f"match cost {cost['type']!r} has no mmdet equivalent "
+                    f'here; known: {sorted(_MATCH_COSTS)}')
+            costs.append(_MATCH_COSTS[cost['type']](cost))
+        train_cfg['assigner'] = dict(type='HungarianAssigner',
+                                     match_costs=costs)
+    return train_cfg
+
+
+def _deformable_detr_config(model: dict) -> dict:
+    """mmdet's ``DeformableDETR`` with the values of ``model``."""
+    embed = model['embed_dims']
+    levels = model['num_feature_levels']
+    if model['as_two_stage'] and embed != 256:
         raise ValueError(
             f'model.embed_dims={embed} with as_two_stage=True: mmdet 3.3 '
             'embeds two-stage proposals with 128 features per coordinate, '
@@ -87,30 +137,18 @@ def mmdet_model_config(model: dict) -> dict:
                     feedforward_channels=stack['feedforward_channels'],
                     ffn_drop=stack['dropout'])
 
-    pos = {k: v for k, v in model.get('positional_encoding', {}).items()
+    pos = {k: v for k, v in model['positional_encoding'].items()
            if k != 'type'}
     head = {k: v for k, v in model['bbox_head'].items() if k != 'type'}
     head.pop('num_reg_fcs', None)
-    train_cfg = copy.deepcopy(model.get('train_cfg') or {})
-    assigner = train_cfg.get('assigner')
-    if assigner is not None:
-        costs = []
-        for cost in assigner['match_costs']:
-            if cost['type'] not in _MATCH_COSTS:
-                raise ValueError(
-                    f"match cost {cost['type']!r} has no mmdet equivalent "
-                    f'here; known: {sorted(_MATCH_COSTS)}')
-            costs.append(_MATCH_COSTS[cost['type']](cost))
-        train_cfg['assigner'] = dict(type='HungarianAssigner',
-                                     match_costs=costs)
     return dict(
         type='DeformableDETR',
-        num_queries=model.get('num_queries', 300),
+        num_queries=model['num_queries'],
         num_feature_levels=levels,
-        with_box_refine=model.get('with_box_refine', False),
-        as_two_stage=model.get('as_two_stage', False),
-        data_preprocessor=model.get('data_preprocessor'),
-        backbone=model['backbone'],
+        with_box_refine=model['with_box_refine'],
+        as_two_stage=model['as_two_stage'],
+        data_preprocessor=model['data_preprocessor'],
+        backbone=_backbone(model),
         neck=model['neck'],
         encoder=dict(
             num_layers=enc['num_layers'],
@@ -127,8 +165,85 @@ def mmdet_model_config(model: dict) -> dict:
             post_norm_cfg=None),
         positional_encoding=dict(num_feats=embed // 2, **pos),
         bbox_head=dict(type='DeformableDETRHead', embed_dims=embed, **head),
-        train_cfg=train_cfg,
-        test_cfg=model.get('test_cfg'))
+        train_cfg=_assigner(model['train_cfg']),
+        test_cfg=model['test_cfg'])
+
+
+_DETR_STACK_DEFAULTS = dict(num_layers=6, num_heads=8,
+                            feedforward_channels=2048, dropout=0.1)
+
+
+def _detr_config(model: dict) -> dict:
+    """mmdet's ``DETR`` with the values of ``model``."""
+    embed = model['embed_dims']
+    enc = {**_DETR_STACK_DEFAULTS, **model['encoder']}
+    dec = {**_DETR_STACK_DEFAULTS, **model['decoder']}
+
+    def attn(stack: dict) -> dict:
+        return dict(embed_dims=embed, num_heads=stack['num_heads'],
+                    dropout=stack['dropout'], batch_first=True)
+
+    def ffn(stack: dict) -> dict:
+        return dict(embed_dims=embed,
+                    feedforward_channels=stack['feedforward_channels'],
+                    num_fcs=2, ffn_drop=stack['dropout'],
+                    act_cfg=dict(type='ReLU', inplace=True))
+
+    pos = {k: v for k, v in model['positional_encoding'].items()
+           if k != 'type'}
+    head = {k: v for k, v in model['bbox_head'].items() if k != 'type'}
+    head.pop('num_reg_fcs', None)
+    # mmdet weighs no-object through CrossEntropyLoss's bg_cls_weight.
+    no_object_weight = head.pop('no_object_weight', 0.1)
+    head['loss_cls'] = dict(head.get('loss_cls', dict(
+        type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+                            bg_cls_weight=no_object_weight, class_weight=1.0)
+    return dict(
+        type='DETR',
+        num_queries=model['num_queries'],
+        data_preprocessor=model['data_preprocessor'],
+        backbone=_backbone(model),
+        neck=model['neck'],
+        encoder=dict(num_layers=enc['num_layers'],
+                     layer_cfg=dict(self_attn_cfg=attn(enc),
+                                    ffn_cfg=ffn(enc))),
+        decoder=dict(num_layers=dec['num_layers'], return_intermediate=True,
+                     layer_cfg=dict(self_attn_cfg=attn(dec),
+                                    cross_attn_cfg=attn(dec),
+                                    ffn_cfg=ffn(dec))),
+        positional_encoding=dict(num_feats=embed // 2, **pos),
+        bbox_head=dict(type='DETRHead', embed_dims=embed, **head),
+        train_cfg=_assigner(model['train_cfg']),
+        test_cfg=model['test_cfg'])
+
+
+class MMDetTwin(NamedTuple):
+    """How one of this project's model types maps to mmdet 3.3's."""
+    config: Callable[[dict], dict]  # our model config -> mmdet's
+    convert_state_dict: Callable[[Dict[str, torch.Tensor]],
+                                 Dict[str, torch.Tensor]]  # mmdet's -> ours
+    key_to_ours: Callable[[str], str]  # one mmdet parameter name -> ours
+
+
+MMDET_TWINS: Dict[str, MMDetTwin] = {
+    'DeformableDETR': MMDetTwin(_deformable_detr_config,
+                                convert_mmdet_state_dict, mmdet_key_to_ours),
+    'DETR': MMDetTwin(_detr_config, convert_mmdet_detr_state_dict,
+                      mmdet_detr_key_to_ours),
+}
+
+
+def mmdet_twin(model: dict) -> MMDetTwin:
+    """The mapping of ``model``'s type to mmdet 3.3.
+
+    Raises:
+        ValueError: for a model type mmdet has no twin of here.
+    """
+    twin = MMDET_TWINS.get(model.get('type'))
+    if twin is None:
+        raise ValueError(f"model.type={model.get('type')!r} has no mmdet "
+                         f'equivalent here; mapped: {sorted(MMDET_TWINS)}')
+    return twin
 
 
 def build_model_pair(model: dict,
@@ -158,6 +273,7 @@ def build_model_pair(model: dict,
         ours = MODELS.build(model)
     reference = None
     if compare_mmdet:
+        twin = mmdet_twin(model)
         with DefaultScope.overwrite_default_scope('mmdet'):
             reference = MMDET_MODELS.build(mmdet_model_config(model))
     source = reference if compare_mmdet else ours
@@ -169,5 +285,5 @@ def build_model_pair(model: dict,
             param.add_(torch.randn(param.shape, generator=gen) * perturb)
     if compare_mmdet:
         ours.load_state_dict(
-            convert_mmdet_state_dict(reference.state_dict()), strict=True)
+            twin.convert_state_dict(reference.state_dict()), strict=True)
     return ours, reference

@@ -35,12 +35,6 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor,
     return _giou(boxes1[:, None], boxes2[None], eps)
 
 
-def aligned_generalized_box_iou(boxes1: Tensor, boxes2: Tensor,
-                                eps: float = 1e-6) -> Tensor:
-    """GIoU of matching rows of two (N, 4) ``xyxy`` box sets -> (N, )."""
-    return _giou(boxes1, boxes2, eps)
-
-
 def _giou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-6) -> Tensor:
     """GIoU of broadcastable (..., 4) ``xyxy`` boxes -> (...)."""
     area1 = ((boxes1[..., 2] - boxes1[..., 0]) *

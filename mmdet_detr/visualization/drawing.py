@@ -131,11 +131,6 @@ def place_labels(ax: Axes, boxes: np.ndarray, texts: Sequence[str],
     return labels
 
 
-def label_extent(label: Text) -> Bbox:
-    """The window extent of a label including its background patch."""
-    return _with_pad(label, label.figure.canvas.get_renderer())
-
-
 def _with_pad(label: Text, renderer) -> Bbox:
     patch = label.get_bbox_patch()
     if patch is None:

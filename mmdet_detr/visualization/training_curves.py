@@ -6,9 +6,16 @@ scalars.json``: one JSON object per line, training lines with ``iter``
 ``loss_cls``, ``lr``, ...), validation lines with the metrics
 (``coco/bbox_mAP``, ...) and a ``step`` that is the epoch or the
 iteration depending on the loop. Every curve is drawn against the training
-iteration: a validation line is placed at the last training line logged
-before it (exact when validation follows a logged iteration, as with
-``logger.interval`` dividing the validation interval).
+iteration or the training time: a validation line is placed at the last
+training line logged before it (exact when validation follows a logged
+iteration, as with ``logger.interval`` dividing the validation interval).
+
+Training time is the sum over training lines of the logged ``time`` (the
+mean seconds of an iteration, data loading included, over the logger's
+window) times the iterations since the previous line: exact when the log
+processor's ``window_size`` equals ``logger.interval`` (50 in the configs
+here). Validation and checkpointing are not counted, so runs of different
+models compare at equal training budgets.
 """
 import glob
 import json
@@ -39,28 +46,42 @@ def find_scalar_logs(path: str) -> List[str]:
     return found
 
 
-def load_curves(path: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """``{key: (iterations, values)}`` of every numeric key of a run.
+X_AXES = ('iteration', 'time')
+
+
+Curves = Dict[str, Tuple[np.ndarray, np.ndarray]]
+
+
+def load_curves(path: str, x: str = 'iteration') -> Curves:
+    """``{key: (xs, values)}`` of every numeric key of a run, ``xs`` the
+    training iteration or, with ``x='time'``, the training seconds.
 
     Runs of ``tools/test.py`` (metrics without training lines) are
     skipped; a resumed run's lines follow the earlier run's.
     """
+    if x not in X_AXES:
+        raise ValueError(f'x={x!r}: use one of {X_AXES}')
     curves: Dict[str, Tuple[list, list]] = {}
+    last_iter, seconds = 0, 0.0
     for log in find_scalar_logs(path):
         with open(log) as f:
             rows = [json.loads(line) for line in f if line.strip()]
         if not any('iter' in row for row in rows):
             continue
-        last_iter = 0
         for row in rows:
             if 'iter' in row:
+                if x == 'time' and 'time' not in row:
+                    raise ValueError(
+                        f'{log!r}: training lines log no time, so the '
+                        'curves cannot be drawn against the training time')
+                seconds += row.get('time', 0.0) * (row['iter'] - last_iter)
                 last_iter = row['iter']
             for key, value in row.items():
                 if key in ('iter', 'epoch', 'step') or not isinstance(
                         value, (int, float)):
                     continue
                 xs, ys = curves.setdefault(key, ([], []))
-                xs.append(last_iter)
+                xs.append(last_iter if x == 'iteration' else seconds)
                 ys.append(value)
     if not curves:
         raise ValueError(f'{path!r}: no training lines in its scalar logs')
@@ -81,8 +102,9 @@ def match_key(key: str, available: Sequence[str]) -> str:
         f'; logged keys: {", ".join(sorted(available))}')
 
 
-def curves_figure(runs: Dict[str, Dict[str, Tuple[np.ndarray, np.ndarray]]],
-                  keys: Sequence[str], title: str = '') -> Figure:
+def curves_figure(runs: Dict[str, Curves],
+                  keys: Sequence[str], title: str = '',
+                  x: str = 'iteration') -> Figure:
     """One plot per key, one line per run (a run lacking a key is left
     out of that plot; a key no run logged is an error)."""
     resolved = []
@@ -103,12 +125,12 @@ def curves_figure(runs: Dict[str, Dict[str, Tuple[np.ndarray, np.ndarray]]],
             name = next((n for n in names if n in curves), None)
             if name is None:
                 continue
-            x, y = curves[name]
+            xs, ys = curves[name]
             # Markers when there are few points (validation metrics).
-            ax.plot(x, y, label=run, linewidth=1.5,
-                    marker='o' if len(x) < 30 else None, markersize=4)
+            ax.plot(xs, ys, label=run, linewidth=1.5,
+                    marker='o' if len(xs) < 30 else None, markersize=4)
         ax.set_title(' / '.join(sorted(names)), fontsize=10)
-        ax.set_xlabel('iteration')
+        ax.set_xlabel('training seconds' if x == 'time' else 'iteration')
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:

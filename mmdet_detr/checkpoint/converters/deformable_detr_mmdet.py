@@ -9,7 +9,6 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 
-from ..safe_load import load_checkpoint_file
 from ..variants.deformable_detr import CONFIGS, variant_name
 from .converted import Converted
 from .key_rules import KEEP_REST, Rules, rename, rename_key
@@ -47,7 +46,7 @@ def convert_mmdet_state_dict(
     return rename(state_dict, _RULES, 'mmdet')
 
 
-def is_mmdet(checkpoint: Dict) -> bool:
+def is_mmdet_deformable_detr(checkpoint: Dict) -> bool:
     """Whether ``checkpoint`` (a file's object or its ``state_dict``)
     holds mmdet 3.3's ``DeformableDETR`` names."""
     state_dict = checkpoint.get('state_dict', checkpoint)
@@ -55,20 +54,15 @@ def is_mmdet(checkpoint: Dict) -> bool:
         any(mmdet_key_to_ours(k) != k for k in state_dict))
 
 
-def convert_mmdet(src: str, variant: Optional[str] = None,
-                  map_classes: bool = True) -> Converted:
-    """Read an mmdet 3.3 ``deformable-detr*`` checkpoint and rename it.
+def convert_mmdet_deformable_detr(checkpoint: Dict,
+                                  variant: Optional[str] = None) -> Converted:
+    """Rename a loaded mmdet 3.3 ``deformable-detr*`` checkpoint (one that
+    :func:`is_mmdet_deformable_detr` recognises).
 
     mmdet shares one class and one box branch over the decoder layers
     unless boxes are refined, so refinement shows as branches 0 and 1
-    holding different values. ``map_classes`` is unused: mmdet's classes
-    are already the 80 contiguous ones.
+    holding different values.
     """
-    checkpoint = load_checkpoint_file(src, map_location='cpu')
-    if not isinstance(checkpoint, dict) or not is_mmdet(checkpoint):
-        raise ValueError(
-            f'{src!r} is not an mmdet 3.3 DeformableDETR checkpoint (no '
-            'state_dict with level_embed and mmdet layer names)')
     state_dict = checkpoint.get('state_dict', checkpoint)
     as_two_stage = 'memory_trans_fc.weight' in state_dict
     refine = not torch.equal(

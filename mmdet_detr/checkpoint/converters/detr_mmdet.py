@@ -6,10 +6,12 @@ and ``fc_reg``; this project names each part. The backbone, the neck and
 ``query_embedding`` keep their names.
 """
 from collections import OrderedDict
-from typing import Dict
+from typing import Dict, Optional
 
 from torch import Tensor
 
+from ..variants.detr import CONFIGS, variant_name
+from .converted import Converted
 from .key_rules import KEEP_REST, Rules, rename, rename_key
 
 _LAYER = r'^(encoder|decoder)\.layers\.(\d+)\.'
@@ -44,3 +46,29 @@ def convert_mmdet_detr_state_dict(
         state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """Rename every key of an mmdet 3.3 ``DETR`` state dict."""
     return rename(state_dict, _RULES, 'mmdet DETR')
+
+
+def is_mmdet_detr(checkpoint: Dict) -> bool:
+    """Whether ``checkpoint`` (a file's object or its ``state_dict``)
+    holds mmdet 3.3's ``DETR`` names."""
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    return (isinstance(state_dict, dict)
+            and 'bbox_head.fc_cls.weight' in state_dict
+            and 'level_embed' not in state_dict)
+
+
+def convert_mmdet_detr(checkpoint: Dict,
+                       variant: Optional[str] = None) -> Converted:
+    """Rename a loaded mmdet 3.3 ``detr*`` checkpoint (one that
+    :func:`is_mmdet_detr` recognises).
+
+    DC5 has the same weights as R50 and mmdet's file does not say which it
+    is (mmdet's model zoo has R50 only), so ``variant`` (``--variant r50``
+    or ``r50_dc5``) is needed.
+    """
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    name = variant_name(None, variant, 'mmdet DETR')
+    meta = checkpoint.get('meta', {}) if 'state_dict' in checkpoint else {}
+    dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
+    return Converted(convert_mmdet_detr_state_dict(state_dict), name,
+                     CONFIGS[name], dataset_meta, [])
