@@ -1,7 +1,8 @@
 """Exported graphs equal PyTorch: Deformable DETR (plain, refine,
 refine + two-stage) and DETR, each exported once, run by onnxruntime and
 OpenVINO at the traced and at other batch sizes and image sizes; the
-custom attention form's nodes and the metadata.
+custom attention form's nodes, run with the runtimes' implementations of
+the node; the metadata.
 
 Tiny models with random weights (no training): parity does not need a
 trained model, and the weights are perturbed so that sampling offsets,
@@ -20,8 +21,9 @@ from tiny_checkpoint import TINY_CONFIG, TINY_DETR_CONFIG
 from mmdet_detr.deploy import (DetectorGraph, ExportMetadata,
                                check_against_pytorch, export_onnx,
                                open_backend, read_metadata, time_backends)
-from mmdet_detr.deploy.attention_forms import (CUSTOM_DOMAIN, CUSTOM_OP_TYPE,
-                                               attention_form)
+from mmdet_detr.deploy.attention_forms import (CUSTOM_DOMAIN,
+                                               CUSTOM_DOMAIN_VERSION,
+                                               CUSTOM_OP_TYPE, attention_form)
 from mmdet_detr.engine import cli
 from mmdet_detr.registry import MODELS
 
@@ -144,8 +146,18 @@ def test_custom_form_has_one_node_per_attention_call(tmp_path):
         assert [(types[i].elem_type, len(types[i].shape.dim))
                 for i in node.input] == expected
     assert read_metadata(path).attention == 'custom'
-    with pytest.raises(ValueError, match='--attention onnx'):
-        open_backend(path)
+    # The runtimes' implementations of the node give PyTorch's detections.
+    for backend in ('onnxruntime', 'openvino'):
+        for check in check_against_pytorch(path, model, [OTHER], backend):
+            assert check.difference.max_score <= 1e-4, (backend, check)
+            assert check.difference.max_box <= 1e-2, (backend, check)
+            assert check.difference.labels_equal, (backend, check)
+
+
+def test_custom_node_names_are_the_runtimes():
+    from mmdet_detr.deploy.custom_op import node
+    assert (CUSTOM_DOMAIN, CUSTOM_OP_TYPE, CUSTOM_DOMAIN_VERSION) == (
+        node.DOMAIN, node.OP_TYPE, node.OPSET_VERSION)
 
 
 def test_metadata_round_trip_and_refusals(exported, tmp_path):

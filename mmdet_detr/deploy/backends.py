@@ -1,11 +1,16 @@
 """Run an exported file: onnxruntime or OpenVINO on the CPU, called with a
 (B, 3, H, W) float32 array, returning (scores (B, k), labels (B, k),
-boxes (B, k, 4)) as the graph does (see ``detector_graph``)."""
+boxes (B, k, 4)) as the graph does (see ``detector_graph``).
+
+A file exported with ``--attention custom`` runs with the custom node
+registered (``mmdet_detr.deploy.custom_op``: onnxruntime-extensions for
+onnxruntime, a C++ extension built on first use for OpenVINO)."""
 import os.path as osp
 from typing import Optional, Tuple
 
 import numpy as np
 
+from .attention_forms import ATTENTION_FORMS
 from .metadata import ExportMetadata, read_metadata
 
 BACKENDS = ('onnxruntime', 'openvino')
@@ -14,15 +19,21 @@ Detections = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
 class OnnxRuntimeRunner:
     """onnxruntime's CPU execution provider on ``path``; ``threads`` is its
-    intra-op thread count (None: onnxruntime's default, one per core)."""
+    intra-op thread count (None: onnxruntime's default, one per core);
+    ``custom_op``: register the custom attention node."""
 
-    def __init__(self, path: str, threads: Optional[int] = None) -> None:
+    def __init__(self, path: str, threads: Optional[int] = None,
+                 custom_op: bool = False) -> None:
         import onnxruntime
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(
-            path, options, providers=['CPUExecutionProvider'])
+        if custom_op:
+            from .custom_op import ort_session_with_custom_op
+            self.session = ort_session_with_custom_op(path, options=options)
+        else:
+            self.session = onnxruntime.InferenceSession(
+                path, options, providers=['CPUExecutionProvider'])
 
     def __call__(self, images: np.ndarray) -> Detections:
         scores, labels, boxes = self.session.run(
@@ -34,11 +45,16 @@ class OnnxRuntimeRunner:
 class OpenVINORunner:
     """OpenVINO's CPU plugin on ``path``, in float32 (its default on CPUs
     with bfloat16 units would be bfloat16); ``threads`` is its
-    ``INFERENCE_NUM_THREADS`` (None: its default)."""
+    ``INFERENCE_NUM_THREADS`` (None: its default); ``custom_op``: add the
+    custom attention node's extension."""
 
-    def __init__(self, path: str, threads: Optional[int] = None) -> None:
+    def __init__(self, path: str, threads: Optional[int] = None,
+                 custom_op: bool = False) -> None:
         import openvino
         core = openvino.Core()
+        if custom_op:
+            from .custom_op import openvino_core_with_custom_op
+            core = openvino_core_with_custom_op(core)
         config = {'INFERENCE_PRECISION_HINT': 'f32'}
         if threads:
             config['INFERENCE_NUM_THREADS'] = threads
@@ -63,16 +79,14 @@ def is_exported_file(path: str) -> bool:
 
 def check_backend(path: str, backend: str,
                   metadata: ExportMetadata) -> None:
-    """Refuse an unknown backend, and a custom-node graph (which stock
-    runtimes cannot run), with what to do."""
+    """Refuse an unknown backend or attention form, with what to do."""
     if backend not in BACKENDS:
         raise ValueError(f'backend {backend!r} is not one of {BACKENDS}')
-    if metadata.attention != 'onnx':
+    if metadata.attention not in ATTENTION_FORMS:
         raise ValueError(
-            f'{path!r} was exported with --attention {metadata.attention}: '
-            'its MultiScaleDeformableAttention nodes need that custom '
-            "operator's runtime library, which stock " + backend + ' lacks; '
-            'export with --attention onnx to run it here')
+            f'{path!r} records the attention form {metadata.attention!r}, '
+            f'not one of {ATTENTION_FORMS}: export it again with '
+            'tools/deploy/export_onnx.py')
 
 
 def open_backend(path: str, backend: Optional[str] = None,
@@ -82,5 +96,6 @@ def open_backend(path: str, backend: Optional[str] = None,
     if not osp.isfile(path):
         raise FileNotFoundError(f'exported model {path!r} does not exist')
     backend = backend or 'onnxruntime'
-    check_backend(path, backend, read_metadata(path))
-    return RUNNERS[backend](path, threads)
+    metadata = read_metadata(path)
+    check_backend(path, backend, metadata)
+    return RUNNERS[backend](path, threads, metadata.attention == 'custom')
