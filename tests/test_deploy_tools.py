@@ -7,37 +7,21 @@ import io
 import json
 import os.path as osp
 import pickle
-import runpy
-import sys
 
 import cv2
 import numpy as np
 import pytest
-from tiny_checkpoint import NUM_VAL, REPO_ROOT, TINY_CONFIG, tiny_run
+from tiny_checkpoint import NUM_VAL, REPO_ROOT, TINY_CONFIG
+from tool_helpers import VAL_IMAGES, run_tool
 
 from mmdet_detr.apis import Detector
 from mmdet_detr.deploy import use_exported_model
 from mmdet_detr.engine import cli
 
-VAL_IMAGES = [f'data/shapes/val/{i:06d}.jpg' for i in range(1, NUM_VAL + 1)]
-
-
-def _run_tool(argv):
-    """Run a tool's command line in this process."""
-    saved = sys.argv
-    sys.argv = list(argv)
-    try:
-        runpy.run_path(osp.join(REPO_ROOT, argv[0]), run_name='__main__')
-    finally:
-        sys.argv = saved
-
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    run = tiny_run(tmp_path_factory)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(run.root)
-        yield run
+def run(deformable_detr_run):
+    return deformable_detr_run
 
 
 @pytest.fixture(scope='module')
@@ -46,7 +30,7 @@ def export_run(run):
     out = osp.join(run.root, 'deploy', 'tiny.onnx')
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        _run_tool([
+        run_tool([
             'tools/deploy/export_onnx.py', TINY_CONFIG, run.checkpoint,
             '--out', out, '--shape', '64', '96'
         ])
@@ -66,7 +50,7 @@ def torch_predictions(run):
 
 def _test_tool_predictions(run, checkpoint, name, extra=()):
     out = osp.join(run.root, f'{name}.pkl')
-    _run_tool([
+    run_tool([
         'tools/test.py', TINY_CONFIG, checkpoint, '--work-dir',
         osp.join(run.root, name), '--out', out, *extra
     ])
@@ -79,7 +63,7 @@ def test_export_tool_prints_its_checks(run, export_run):
     assert 'onnx.checker passed' in printed
     assert printed.count('labels equal') == 2
     with pytest.raises(SystemExit):  # exists, no --overwrite
-        _run_tool([
+        run_tool([
             'tools/deploy/export_onnx.py', TINY_CONFIG, run.checkpoint,
             '--out', exported
         ])
@@ -121,7 +105,7 @@ def test_detector_api_on_resized_images(run, exported):
 
 def test_infer_tool_with_a_backend(run, exported):
     out_dir = osp.join(run.root, 'infer_onnx')
-    _run_tool([
+    run_tool([
         'tools/infer.py', TINY_CONFIG, exported, VAL_IMAGES[0], '--out-dir',
         out_dir, '--backend', 'openvino', '--score-thr', '0'
     ])
@@ -143,7 +127,7 @@ def test_exported_file_of_another_model_is_refused(run, exported):
 
 def test_backend_option_needs_an_exported_file(run, capsys):
     with pytest.raises(SystemExit):
-        _run_tool([
+        run_tool([
             'tools/test.py', TINY_CONFIG, run.checkpoint, '--backend',
             'openvino'
         ])
