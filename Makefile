@@ -45,7 +45,7 @@ EXT_SOURCES := $(wildcard mmdet_detr/ops/csrc/*.cpp mmdet_detr/ops/csrc/*.h)
 help:
 	@sed -n '3,6p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# *//'
 
-setup: $(VENV)/.stamp-package $(VENV)/.stamp-reference
+setup: $(VENV)/.stamp-package $(VENV)/.stamp-reference $(VENV)/.stamp-deploy
 
 test: setup
 	@$(PY) -m pytest tests $(PYTEST_ARGS); rc=$$?; \
@@ -86,6 +86,12 @@ $(VENV)/.stamp-package: setup.py setup.cfg pyproject.toml $(EXT_SOURCES) \
 		$(VENV)/.stamp-requirements $(VENV)/.stamp-mmcv
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	$(PY) tools/check_env.py
+	touch $@
+
+# The `deploy` extra (requirements/deploy.txt): ONNX export and the
+# onnxruntime and OpenVINO backends, which the tests run too.
+$(VENV)/.stamp-deploy: requirements/deploy.txt | $(VENV)/.stamp-requirements
+	$(PIP) install -q -r requirements/deploy.txt
 	touch $@
 
 # Code the tests compare against that cannot be installed into .venv (see

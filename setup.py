@@ -64,7 +64,8 @@ setup(
     packages=find_packages(include=['mmdet_detr', 'mmdet_detr.*']),
     install_requires=read_requirements('requirements.txt'),
     extras_require={
-        'tests': read_requirements(os.path.join('requirements', 'tests.txt'))
+        'tests': read_requirements(os.path.join('requirements', 'tests.txt')),
+        'deploy': read_requirements(os.path.join('requirements', 'deploy.txt'))
     },
     # Read at run time: the kernel header and the OpenVINO extension's
     # sources, built on first use (mmdet_detr.deploy.custom_op).

@@ -4,7 +4,9 @@
 INPUT may be image files, folders (their images) or glob patterns
 (quoted, e.g. 'data/shapes/val/00000*.jpg'). Writes one PNG per image with
 the boxes, class names and scores drawn, and predictions.json in COCO
-results format, into --out-dir.
+results format, into --out-dir. CHECKPOINT may be an exported ``.onnx``
+file (tools/deploy/export_onnx.py), run with onnxruntime or, with
+``--backend openvino``, OpenVINO.
 """
 import argparse
 import os.path as osp
@@ -17,6 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmdet_detr.apis import (Detector, check_outputs,  # noqa: E402
                              collect_image_files, default_out_dir, infer_files)
+from mmdet_detr.deploy import BACKENDS  # noqa: E402
 
 
 def parse_args():
@@ -24,7 +27,8 @@ def parse_args():
         description='Detect objects in images; write drawn detections and '
         'predictions.json')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file, or an exported .onnx file')
     parser.add_argument(
         'inputs', nargs='+', metavar='INPUT',
         help='image files, folders or glob patterns')
@@ -36,6 +40,9 @@ def parse_args():
         help='draw and save detections scoring at least this')
     parser.add_argument(
         '--device', default='auto', help="'auto' (GPU if any), 'cpu', ...")
+    parser.add_argument(
+        '--backend', choices=BACKENDS,
+        help='the runtime of an exported .onnx file (default onnxruntime)')
     parser.add_argument(
         '--batch-size', type=int, default=1, help='images per forward pass')
     parser.add_argument(
@@ -55,7 +62,7 @@ def main():
         files = collect_image_files(args.inputs)
         check_outputs(files, out_dir, args.overwrite)
         detector = Detector(args.config, args.checkpoint, args.device,
-                            args.cfg_options)
+                            args.cfg_options, args.backend)
         summary = infer_files(detector, files, out_dir, args.score_thr,
                               args.batch_size, args.overwrite)
     except (FileNotFoundError, FileExistsError, ValueError) as error:

@@ -1,5 +1,8 @@
 """Test (and evaluate) a detector:
-``python tools/test.py CONFIG CHECKPOINT [options]``."""
+``python tools/test.py CONFIG CHECKPOINT [options]``.
+
+CHECKPOINT may be an exported ``.onnx`` file (tools/deploy/export_onnx.py),
+run with onnxruntime or, with ``--backend openvino``, OpenVINO."""
 import argparse
 import os.path as osp
 import sys
@@ -9,6 +12,8 @@ from mmengine.config import DictAction
 # Run from a source checkout without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmdet_detr.deploy import (BACKENDS, is_exported_file,  # noqa: E402
+                               use_exported_model)
 from mmdet_detr.engine import cli  # noqa: E402
 
 
@@ -16,7 +21,11 @@ def parse_args():
     parser = argparse.ArgumentParser(
         description='Test a detector and print its COCO metrics')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file, or an exported .onnx file')
+    parser.add_argument(
+        '--backend', choices=BACKENDS,
+        help='the runtime of an exported .onnx file (default onnxruntime)')
     parser.add_argument(
         '--work-dir',
         help='the dir for logs and the metrics file (default: '
@@ -52,7 +61,15 @@ def main():
         cli.check_dump_path(args.out)
         cfg = cli.load_config(args.config, args.cfg_options, args.work_dir,
                               args.launcher)
-        cli.set_test_checkpoint(cfg, args.checkpoint)
+        if is_exported_file(args.checkpoint):
+            use_exported_model(cfg, args.checkpoint, args.backend)
+        elif args.backend:
+            raise ValueError(f'--backend {args.backend} runs an exported '
+                             f'.onnx file, and {args.checkpoint!r} is not '
+                             'one: export it with '
+                             'tools/deploy/export_onnx.py')
+        else:
+            cli.set_test_checkpoint(cfg, args.checkpoint)
         cli.enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
         cli.check_config(cfg)
     except (FileNotFoundError, ValueError) as error:

@@ -7,9 +7,10 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
+from mmdet_detr.deploy.backends import is_exported_file
 from .images import ImageInput, to_pipeline_input
-from .model_loading import (build_test_pipeline, load_inference_config,
-                            load_model, resolve_device)
+from .model_loading import (build_test_pipeline, load_exported_model,
+                            load_inference_config, load_model, resolve_device)
 
 
 @dataclass
@@ -44,23 +45,44 @@ class Detector:
         found = det('image.jpg', score_thr=0.3)   # one Detections
         batch = det([path, bgr_array, pil_image])  # a list of them
 
+    An exported ``.onnx`` file (``tools/deploy/export_onnx.py``) in place
+    of the checkpoint runs with onnxruntime or OpenVINO on the CPU, with the
+    config's pipeline and preprocessing::
+
+        det = Detector(config, 'model.onnx', backend='openvino')
+
     Args:
         config: a config file or a loaded ``mmengine.Config``.
         checkpoint: a checkpoint of that config (loaded safely and
-            strictly, see :func:`load_model`).
-        device: ``'auto'`` (GPU if any), ``'cpu'``, ``'cuda'``, ...
+            strictly, see :func:`load_model`), or an exported ``.onnx``
+            file of it.
+        device: ``'auto'`` (GPU if any), ``'cpu'``, ``'cuda'``, ...; an
+            exported file runs on the CPU.
         cfg_options: config overrides, as ``--cfg-options`` of the tools.
+        backend: the runtime of an exported file, ``onnxruntime``
+            (default) or ``openvino``.
     """
 
     def __init__(self,
                  config: Union[str, Config],
                  checkpoint: str,
                  device: str = 'auto',
-                 cfg_options: Optional[dict] = None) -> None:
+                 cfg_options: Optional[dict] = None,
+                 backend: Optional[str] = None) -> None:
         self.cfg = load_inference_config(config, cfg_options)
-        self.device = resolve_device(device)
-        self.model, self.class_names = load_model(self.cfg, checkpoint,
-                                                  self.device)
+        if is_exported_file(checkpoint):
+            self.device = torch.device('cpu')
+            self.model, self.class_names = load_exported_model(
+                self.cfg, checkpoint, backend)
+        elif backend is not None:
+            raise ValueError(
+                f'backend={backend!r} runs an exported .onnx file, and '
+                f'{checkpoint!r} is not one: export it with '
+                'tools/deploy/export_onnx.py')
+        else:
+            self.device = resolve_device(device)
+            self.model, self.class_names = load_model(
+                self.cfg, checkpoint, self.device)
         self.pipeline = build_test_pipeline(self.cfg)
 
     def preprocess(self, images: Sequence[ImageInput],

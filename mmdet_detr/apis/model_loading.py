@@ -11,6 +11,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
 from mmdet_detr.checkpoint.loader import prepare_state_dict
+from mmdet_detr.deploy.deployed_detector import use_exported_model
 from mmdet_detr.engine import cli
 from mmdet_detr.registry import DATASETS, MODELS
 
@@ -95,6 +96,19 @@ def load_model(cfg: Config, checkpoint: str,
             f'but its data set names {len(classes)}: set '
             'test_dataloader.dataset.metainfo.classes')
     return model, tuple(classes)
+
+
+def load_exported_model(
+        cfg: Config, model_file: str,
+        backend: Optional[str]) -> Tuple[nn.Module, Tuple[str, ...]]:
+    """The exported ``model_file`` run by ``backend``
+    (``mmdet_detr.deploy.DeployedDetector``) with the data preprocessor of
+    ``cfg``, and the class names recorded in the file."""
+    cfg = copy.deepcopy(cfg)
+    use_exported_model(cfg, model_file, backend)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    return model.eval(), model.class_names
 
 
 def _head(keys: Sequence[str], n: int = 4) -> str:

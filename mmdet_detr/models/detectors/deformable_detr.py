@@ -189,8 +189,11 @@ class DeformableDETR(BaseDETR):
             flat_masks.append(mask.flatten(1))  # B, H_l*W_l
             shapes.append((h, w))
             ratios.append(valid_ratio(mask))  # B, 2
-        spatial_shapes = torch.as_tensor(
-            shapes, dtype=torch.long, device=feats[0].device)  # L, 2
+        # Read from the maps' shapes as tensors, so that a traced graph
+        # computes them from its input's size instead of holding constants.
+        spatial_shapes = torch.stack([
+            torch._shape_as_tensor(feat)[-2:] for feat in feats
+        ]).to(feats[0].device)  # L, 2
         sizes = spatial_shapes.prod(1)
         level_start_index = torch.cat(
             (sizes.new_zeros((1, )), sizes.cumsum(0)[:-1]))  # L

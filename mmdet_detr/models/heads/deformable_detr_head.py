@@ -174,6 +174,28 @@ class DeformableDETRHead(nn.Module):
         return (self.cls_branches[layer_id](hidden_state),
                 apply_box_delta(delta, reference))
 
+    def select_detections(self, cls_logits: Tensor,
+                          boxes: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """The top ``max_per_img`` (query, class) scores of each image, in
+        tensor operations only (``predict`` and graph export share it).
+
+        Args:
+            cls_logits: (B, Q, K) one layer's logits.
+            boxes: (B, Q, 4) its normalised ``(cx, cy, w, h)`` boxes.
+
+        Returns:
+            scores: (B, k) best first, k = min(max_per_img, Q * K);
+            labels: (B, k) long; boxes: (B, k, 4) normalised
+            ``(cx, cy, w, h)``, the box of each score's query.
+        """
+        B, Q, K = cls_logits.shape
+        scores, index = self.class_probabilities(cls_logits).flatten(
+            1).topk(min(self.max_per_img, Q * K), dim=1)  # B, k; B, k
+        query = index // K  # B, k
+        boxes = boxes.gather(1, query[..., None].expand(-1, -1,
+                                                        4))  # B, k, 4
+        return scores, index % K, boxes
+
     def loss(self, head_inputs: DeformableDETRHeadInputs,
              batch_data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
         """Losses of every decoder layer (the last unprefixed, layer i as
@@ -219,14 +241,12 @@ class DeformableDETRHead(nn.Module):
             last, head_inputs.hidden_states[last],
             head_inputs.references[last])
         results = []
-        for logits, box, sample in zip(cls_logits, boxes, batch_data_samples):
-            scores, index = self.class_probabilities(logits).flatten().topk(
-                min(self.max_per_img, logits.numel()))
-            labels = index % self.num_classes
-            box = boxes_to_pixels(box[index // self.num_classes],
-                                  sample.metainfo, rescale)
-            results.append(InstanceData(bboxes=box, scores=scores,
-                                        labels=labels))
+        for scores, labels, box, sample in zip(
+                *self.select_detections(cls_logits, boxes),
+                batch_data_samples):
+            results.append(InstanceData(
+                bboxes=boxes_to_pixels(box, sample.metainfo, rescale),
+                scores=scores, labels=labels))
         return results
 
 

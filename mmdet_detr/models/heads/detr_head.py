@@ -124,6 +124,28 @@ class DETRHead(nn.Module):
         return (self.cls_branch(hidden_states),
                 self.reg_branch(hidden_states).sigmoid())
 
+    def select_detections(self, cls_logits: Tensor,
+                          boxes: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Each query's most likely class other than no-object, the
+        ``max_per_img`` highest scores per image, in tensor operations only
+        (``predict`` and graph export share it).
+
+        Args:
+            cls_logits: (B, Q, K + 1) one layer's logits, no-object last.
+            boxes: (B, Q, 4) its normalised ``(cx, cy, w, h)`` boxes.
+
+        Returns:
+            scores: (B, k) best first, k = min(max_per_img, Q); labels:
+            (B, k) long; boxes: (B, k, 4) normalised ``(cx, cy, w, h)``.
+        """
+        scores, labels = self.class_probabilities(cls_logits).max(
+            -1)  # B, Q; B, Q
+        scores, index = scores.topk(
+            min(self.max_per_img, scores.shape[1]), dim=1)  # B, k; B, k
+        boxes = boxes.gather(1, index[..., None].expand(-1, -1,
+                                                        4))  # B, k, 4
+        return scores, labels.gather(1, index), boxes
+
     def loss(self, head_inputs: DETRHeadInputs,
              batch_data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
         """Losses of every decoder layer, the last unprefixed, layer i as
@@ -156,15 +178,12 @@ class DETRHead(nn.Module):
         cls_logits, boxes = self._predict(
             head_inputs.hidden_states[-1])  # B, Q, K + 1; B, Q, 4
         results = []
-        for logits, box, sample in zip(cls_logits, boxes, batch_data_samples):
-            scores, labels = self.class_probabilities(logits).max(-1)  # Q; Q
-            scores, index = scores.topk(min(self.max_per_img, len(scores)))
-            results.append(
-                InstanceData(
-                    bboxes=boxes_to_pixels(box[index], sample.metainfo,
-                                           rescale),
-                    scores=scores,
-                    labels=labels[index]))
+        for scores, labels, box, sample in zip(
+                *self.select_detections(cls_logits, boxes),
+                batch_data_samples):
+            results.append(InstanceData(
+                bboxes=boxes_to_pixels(box, sample.metainfo, rescale),
+                scores=scores, labels=labels))
         return results
 
 

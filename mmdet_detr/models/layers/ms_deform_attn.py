@@ -63,6 +63,14 @@ class MultiScaleDeformableAttention(nn.Module):
         # records them for pictures).
         self.sampling_observer: Optional[Callable[
             [Tensor, Tensor, Tensor, Tensor], None]] = None
+        # When set, samples instead of the kernel, with the kernel's
+        # inputs (value (B, S, M, D), spatial_shapes, level_start_index,
+        # locations, weights, value_padding_mask) and output (B, Q, C):
+        # graph export puts its own form of the sampling here
+        # (mmdet_detr/deploy/attention_forms.py).
+        self.sampling_function: Optional[Callable[
+            [Tensor, Tensor, Tensor, Tensor, Tensor, Optional[Tensor]],
+            Tensor]] = None
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -150,6 +158,11 @@ class MultiScaleDeformableAttention(nn.Module):
         if self.sampling_observer is not None:
             self.sampling_observer(reference_points, locations, weights,
                                    spatial_shapes)
+        if self.sampling_function is not None:
+            output = self.sampling_function(value, spatial_shapes,
+                                            level_start_index, locations,
+                                            weights, value_padding_mask)
+            return self.output_proj(output)  # B, Q, C
         # Padded values count as zero: the kernel skips them.
         output = multi_scale_deformable_attn(value, spatial_shapes,
                                              level_start_index, locations,
