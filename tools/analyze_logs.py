@@ -15,9 +15,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmdet_detr.apis import check_new_output  # noqa: E402
 from mmdet_detr.visualization.drawing import save_figure  # noqa: E402
-from mmdet_detr.visualization.training_curves import (X_AXES,  # noqa: E402
-                                                      curves_figure,
-                                                      load_curves, run_labels)
+from mmdet_detr.visualization.training_curves import X_AXES  # noqa: E402
+from mmdet_detr.visualization.training_curves import (  # noqa: E402
+    curves_figure, load_curves, run_labels)
 
 
 def parse_args():
