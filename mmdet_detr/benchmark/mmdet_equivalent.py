@@ -1,12 +1,13 @@
-"""mmdet 3.3's ``DeformableDETR`` built from this project's config values,
-with the same weights, for side-by-side comparisons.
+"""mmdet 3.3's ``DeformableDETR`` or ``DINO`` built from this project's
+config values, with the same weights, for side-by-side comparisons.
 
 This project's model config names each value once (``embed_dims``,
 ``num_feature_levels``, the stacks' ``num_heads``, ...); mmdet spreads the
 same values over mmcv's generic blocks (``layer_cfg.self_attn_cfg``,
 ``ffn_cfg.ffn_drop``, ...). :func:`mmdet_model_config` writes the one as the
 other and :func:`build_model_pair` copies the weights across with the key map
-of :mod:`mmdet_detr.checkpoint.converters.deformable_detr_mmdet`.
+of :mod:`mmdet_detr.checkpoint.converters.deformable_detr_mmdet` (or
+``dino_mmdet``).
 """
 import copy
 import logging
@@ -21,6 +22,8 @@ from torch import nn
 
 from mmdet_detr.checkpoint.converters.deformable_detr_mmdet import \
     convert_mmdet_state_dict
+from mmdet_detr.checkpoint.converters.dino_mmdet import \
+    convert_dino_mmdet_state_dict
 from mmdet_detr.registry import MODELS
 
 # This project's match costs and mmdet's equivalents (boxes are normalised
@@ -39,6 +42,17 @@ _MATCH_COSTS = {
 }
 _STACK_DEFAULTS = dict(num_layers=6, num_heads=8, num_points=4,
                        feedforward_channels=1024, dropout=0.1)
+# DINO's defaults where they differ from Deformable DETR's.
+_DINO_DEFAULTS = dict(
+    stack=dict(feedforward_channels=2048, dropout=0.0),
+    positional_encoding=dict(normalize=True, offset=0.0, temperature=20),
+    denoising=dict(label_noise_scale=0.5, box_noise_scale=1.0,
+                   num_denoising_queries=100))
+# This project's state dict from mmdet's, per model type.
+_CONVERTERS = {
+    'DeformableDETR': convert_mmdet_state_dict,
+    'DINO': convert_dino_mmdet_state_dict,
+}
 
 
 @contextmanager
@@ -54,28 +68,36 @@ def quiet_logger(level: int = logging.WARNING) -> Iterator[None]:
 
 
 def mmdet_model_config(model: dict) -> dict:
-    """The mmdet 3.3 ``DeformableDETR`` config with the values of ``model``.
+    """The mmdet 3.3 ``DeformableDETR`` or ``DINO`` config with the values
+    of ``model``.
 
     Args:
-        model: this project's ``model`` config (``type='DeformableDETR'``).
+        model: this project's ``model`` config (``type='DeformableDETR'``
+            or ``'DINO'``).
 
     Raises:
         ValueError: for a model type or match cost with no mmdet equivalent.
     """
     model = copy.deepcopy(dict(model))
-    if model.get('type') != 'DeformableDETR':
-        raise ValueError(f"model.type={model.get('type')!r} has no mmdet "
-                         "equivalent here: only 'DeformableDETR' is mapped")
+    model_type = model.get('type')
+    if model_type not in _CONVERTERS:
+        raise ValueError(f'model.type={model_type!r} has no mmdet '
+                         f'equivalent here: only {sorted(_CONVERTERS)} are '
+                         'mapped')
+    dino = model_type == 'DINO'
     embed = model.get('embed_dims', 256)
     levels = model.get('num_feature_levels', 4)
-    if model.get('as_two_stage', False) and embed != 256:
+    if (dino or model.get('as_two_stage', False)) and embed != 256:
         raise ValueError(
-            f'model.embed_dims={embed} with as_two_stage=True: mmdet 3.3 '
-            'embeds two-stage proposals with 128 features per coordinate, '
-            'so its twin needs embed_dims=256; compare without '
-            '--compare-mmdet or with embed_dims=256')
-    enc = {**_STACK_DEFAULTS, **model['encoder']}
-    dec = {**_STACK_DEFAULTS, **model['decoder']}
+            f'model.embed_dims={embed} with {model_type} '
+            f'{"" if dino else "and as_two_stage=True"}: mmdet 3.3 embeds '
+            'boxes with 128 features per coordinate, so its twin needs '
+            'embed_dims=256; compare without --compare-mmdet or with '
+            'embed_dims=256')
+    stack_defaults = {**_STACK_DEFAULTS,
+                      **(_DINO_DEFAULTS['stack'] if dino else {})}
+    enc = {**stack_defaults, **model['encoder']}
+    dec = {**stack_defaults, **model['decoder']}
 
     def deform_attn(stack: dict) -> dict:
         return dict(embed_dims=embed, num_heads=stack['num_heads'],
@@ -87,10 +109,16 @@ def mmdet_model_config(model: dict) -> dict:
                     feedforward_channels=stack['feedforward_channels'],
                     ffn_drop=stack['dropout'])
 
-    pos = {k: v for k, v in model.get('positional_encoding', {}).items()
+    pos = {k: v for k, v in model.get(
+        'positional_encoding',
+        _DINO_DEFAULTS['positional_encoding'] if dino else {}).items()
            if k != 'type'}
     head = {k: v for k, v in model['bbox_head'].items() if k != 'type'}
     head.pop('num_reg_fcs', None)
+    denoising = {}
+    if dino:
+        denoising = {key: head.pop(key, default) for key, default in
+                     _DINO_DEFAULTS['denoising'].items()}
     train_cfg = copy.deepcopy(model.get('train_cfg') or {})
     assigner = train_cfg.get('assigner')
     if assigner is not None:
@@ -103,12 +131,12 @@ def mmdet_model_config(model: dict) -> dict:
             costs.append(_MATCH_COSTS[cost['type']](cost))
         train_cfg['assigner'] = dict(type='HungarianAssigner',
                                      match_costs=costs)
-    return dict(
-        type='DeformableDETR',
-        num_queries=model.get('num_queries', 300),
+    config = dict(
+        type=model_type,
+        num_queries=model.get('num_queries', 900 if dino else 300),
         num_feature_levels=levels,
-        with_box_refine=model.get('with_box_refine', False),
-        as_two_stage=model.get('as_two_stage', False),
+        with_box_refine=dino or model.get('with_box_refine', False),
+        as_two_stage=dino or model.get('as_two_stage', False),
         data_preprocessor=model.get('data_preprocessor'),
         backbone=model['backbone'],
         neck=model['neck'],
@@ -126,9 +154,17 @@ def mmdet_model_config(model: dict) -> dict:
                 ffn_cfg=ffn(dec)),
             post_norm_cfg=None),
         positional_encoding=dict(num_feats=embed // 2, **pos),
-        bbox_head=dict(type='DeformableDETRHead', embed_dims=embed, **head),
+        bbox_head=dict(type='DINOHead' if dino else 'DeformableDETRHead',
+                       embed_dims=embed, **head),
         train_cfg=train_cfg,
         test_cfg=model.get('test_cfg'))
+    if dino:
+        config['dn_cfg'] = dict(
+            label_noise_scale=denoising['label_noise_scale'],
+            box_noise_scale=denoising['box_noise_scale'],
+            group_cfg=dict(dynamic=True, num_groups=None,
+                           num_dn_queries=denoising['num_denoising_queries']))
+    return config
 
 
 def build_model_pair(model: dict,
@@ -168,6 +204,6 @@ def build_model_pair(model: dict,
         for param in source.parameters():
             param.add_(torch.randn(param.shape, generator=gen) * perturb)
     if compare_mmdet:
-        ours.load_state_dict(
-            convert_mmdet_state_dict(reference.state_dict()), strict=True)
+        convert = _CONVERTERS[model['type']]
+        ours.load_state_dict(convert(reference.state_dict()), strict=True)
     return ours, reference

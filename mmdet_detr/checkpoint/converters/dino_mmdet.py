@@ -1,0 +1,75 @@
+"""State-dict keys of mmdet 3.3's ``DINO`` and this project's.
+
+DINO's layers are Deformable DETR's (same mmdet names, same renames) plus
+the decoder's positional MLP, the proposal transform at the top level, and
+the denoising label embedding, which here belongs to the head (it has one
+row per class, like the classifiers).
+"""
+from collections import OrderedDict
+from typing import Dict, Optional
+
+from torch import Tensor
+
+from ..safe_load import load_checkpoint_file
+from .converted import Converted
+from .deformable_detr_mmdet import RULES as DEFORMABLE_RULES
+from .key_rules import Rules, rename, rename_key
+
+# The mmdet key that tells a DINO state dict from a Deformable DETR one.
+LABEL_EMBEDDING = 'dn_query_generator.label_embedding.weight'
+# The config of this project that runs mmdet's R50 DINO weights.
+CONFIG = 'configs/dino_4scale_r50_12e.py'
+
+RULES: Rules = [
+    (r'^dn_query_generator\.label_embedding\.',
+     r'bbox_head.denoising.label_embedding.'),
+    (r'^decoder\.ref_point_head\.layers\.0\.', r'decoder.ref_point_head.0.'),
+    (r'^decoder\.ref_point_head\.layers\.1\.', r'decoder.ref_point_head.2.'),
+    *DEFORMABLE_RULES,
+]
+
+
+def dino_mmdet_key_to_ours(key: str) -> str:
+    """The name of an mmdet 3.3 ``DINO`` parameter here."""
+    return rename_key(key, RULES)
+
+
+def convert_dino_mmdet_state_dict(
+        state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
+    """Rename every key of an mmdet 3.3 ``DINO`` state dict."""
+    return rename(state_dict, RULES, 'mmdet DINO')
+
+
+def is_dino_mmdet(checkpoint: Dict) -> bool:
+    """Whether ``checkpoint`` (a file's object or its ``state_dict``)
+    holds mmdet 3.3's ``DINO`` names."""
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    return isinstance(state_dict, dict) and LABEL_EMBEDDING in state_dict
+
+
+def convert_dino_mmdet(src: str, variant: Optional[str] = None,
+                       map_classes: bool = True) -> Converted:
+    """Read an mmdet 3.3 ``dino-4scale_r50*`` checkpoint and rename it.
+
+    ``variant`` must be None or ``'dino'`` (DINO has one layout here);
+    ``map_classes`` is unused: mmdet's classes are already the 80
+    contiguous ones.
+    """
+    if variant not in (None, 'dino'):
+        raise ValueError(f'--variant {variant} does not apply to an mmdet '
+                         'DINO checkpoint: leave it out')
+    checkpoint = load_checkpoint_file(src, map_location='cpu')
+    if not isinstance(checkpoint, dict) or not is_dino_mmdet(checkpoint):
+        raise ValueError(
+            f'{src!r} is not an mmdet 3.3 DINO checkpoint (no state_dict '
+            f'with {LABEL_EMBEDDING})')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    levels = state_dict['level_embed'].shape[0]
+    if levels != 4:
+        raise ValueError(
+            f'the mmdet DINO checkpoint {src!r} has {levels} feature levels;'
+            ' this project has a config for the 4-scale R50 model only')
+    meta = checkpoint.get('meta', {}) if 'state_dict' in checkpoint else {}
+    dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
+    return Converted(convert_dino_mmdet_state_dict(state_dict), 'dino',
+                     CONFIG, dataset_meta, [])
