@@ -23,8 +23,7 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from mmdet_detr.benchmark import build_model_pair
-from mmdet_detr.checkpoint.converters.dino_mmdet import \
-    dino_mmdet_key_to_ours
+from mmdet_detr.checkpoint.converters.dino_mmdet import dino_mmdet_key_to_ours
 
 EMBED, QUERIES, LAYERS, FFN, CLASSES = 256, 20, 2, 64, 5
 STACK = dict(num_layers=LAYERS, num_heads=8, num_points=4,
