@@ -4,8 +4,8 @@ from .assigners.match_costs import (BBoxL1Cost, ClassificationCost,
                                     FocalLossCost, GIoUCost)
 from .backbones.torchvision_dilation_resnet import TorchvisionDilationResNet
 from .detectors.deformable_detr import DeformableDETR
-from .detectors.dino import DINO
 from .detectors.detr import DETR
+from .detectors.dino import DINO
 from .heads.deformable_detr_head import DeformableDETRHead
 from .heads.detr_head import DETRHead
 from .heads.dino_head import DINOHead

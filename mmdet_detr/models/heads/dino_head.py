@@ -12,8 +12,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmdet_detr.registry import MODELS
-from ..layers.denoising_queries import (DenoisingLayout,
-                                        DenoisingQueryGenerator)
+from ..layers.denoising_queries import DenoisingLayout, DenoisingQueryGenerator
 from .deformable_detr_head import _PRIOR_BIAS, DeformableDETRHead
 from .denoising_loss import DenoisingLoss
 from .set_loss import MatchTargets, name_by_layer
