@@ -10,9 +10,9 @@ from typing import Callable, Dict, Mapping, NamedTuple, Optional
 
 from .converters.converted import Converted, save_converted
 from .converters.deformable_detr_hf import convert_hf, is_hf
-from .converters.deformable_detr_mmdet import convert_mmdet, is_mmdet
 from .converters.deformable_detr_official import convert_official, is_official
 from .converters.detr_official import convert_official_detr, is_official_detr
+from .converters.mmdet_family import convert_mmdet_family, is_mmdet_family
 
 
 class Source(NamedTuple):
@@ -26,8 +26,8 @@ SOURCES: Dict[str, Source] = {
     'official': Source(
         is_official, convert_official,
         "fundamentalvision/Deformable-DETR (checkpoint['model'])"),
-    'mmdet': Source(is_mmdet, convert_mmdet,
-                    "mmdet 3.3's DeformableDETR"),
+    'mmdet': Source(is_mmdet_family, convert_mmdet_family,
+                    "mmdet 3.3's DeformableDETR or DINO"),
     'hf': Source(is_hf, convert_hf,
                  "HuggingFace transformers' DeformableDetrForObjectDetection"),
     'official-detr': Source(

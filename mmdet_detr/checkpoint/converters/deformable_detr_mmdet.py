@@ -64,7 +64,14 @@ def convert_mmdet(src: str, variant: Optional[str] = None,
     holding different values. ``map_classes`` is unused: mmdet's classes
     are already the 80 contiguous ones.
     """
-    checkpoint = load_checkpoint_file(src, map_location='cpu')
+    return convert_mmdet_checkpoint(
+        load_checkpoint_file(src, map_location='cpu'), src, variant)
+
+
+def convert_mmdet_checkpoint(checkpoint: object, src: str,
+                             variant: Optional[str]) -> Converted:
+    """:func:`convert_mmdet` of the loaded ``checkpoint`` of file
+    ``src``."""
     if not isinstance(checkpoint, dict) or not is_mmdet(checkpoint):
         raise ValueError(
             f'{src!r} is not an mmdet 3.3 DeformableDETR checkpoint (no '

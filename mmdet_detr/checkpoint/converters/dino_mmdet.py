@@ -11,15 +11,13 @@ from typing import Dict, Optional
 from torch import Tensor
 
 from ..safe_load import load_checkpoint_file
+from ..variants.dino import CONFIGS, variant_name
 from .converted import Converted
 from .deformable_detr_mmdet import RULES as DEFORMABLE_RULES
 from .key_rules import Rules, rename, rename_key
 
 # The mmdet key that tells a DINO state dict from a Deformable DETR one.
 LABEL_EMBEDDING = 'dn_query_generator.label_embedding.weight'
-# The config of this project that runs mmdet's R50 DINO weights.
-CONFIG = 'configs/dino_4scale_r50_12e.py'
-
 RULES: Rules = [
     (r'^dn_query_generator\.label_embedding\.',
      r'bbox_head.denoising.label_embedding.'),
@@ -51,25 +49,26 @@ def convert_dino_mmdet(src: str, variant: Optional[str] = None,
                        map_classes: bool = True) -> Converted:
     """Read an mmdet 3.3 ``dino-4scale_r50*`` checkpoint and rename it.
 
-    ``variant`` must be None or ``'dino'`` (DINO has one layout here);
-    ``map_classes`` is unused: mmdet's classes are already the 80
-    contiguous ones.
+    ``variant``: ``'dino'`` (the default) or ``'dino_improved'``, which
+    have the same parameters and differ in their configs. ``map_classes``
+    is unused: mmdet's classes are already the 80 contiguous ones.
     """
-    if variant not in (None, 'dino'):
-        raise ValueError(f'--variant {variant} does not apply to an mmdet '
-                         'DINO checkpoint: leave it out')
-    checkpoint = load_checkpoint_file(src, map_location='cpu')
+    return convert_dino_mmdet_checkpoint(
+        load_checkpoint_file(src, map_location='cpu'), src, variant)
+
+
+def convert_dino_mmdet_checkpoint(checkpoint: object, src: str,
+                                  variant: Optional[str]) -> Converted:
+    """:func:`convert_dino_mmdet` of the loaded ``checkpoint`` of file
+    ``src``."""
     if not isinstance(checkpoint, dict) or not is_dino_mmdet(checkpoint):
         raise ValueError(
             f'{src!r} is not an mmdet 3.3 DINO checkpoint (no state_dict '
             f'with {LABEL_EMBEDDING})')
     state_dict = checkpoint.get('state_dict', checkpoint)
-    levels = state_dict['level_embed'].shape[0]
-    if levels != 4:
-        raise ValueError(
-            f'the mmdet DINO checkpoint {src!r} has {levels} feature levels;'
-            ' this project has a config for the 4-scale R50 model only')
+    variant = variant_name(state_dict['level_embed'].shape[0], variant,
+                           'mmdet')
     meta = checkpoint.get('meta', {}) if 'state_dict' in checkpoint else {}
     dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
-    return Converted(convert_dino_mmdet_state_dict(state_dict), 'dino',
-                     CONFIG, dataset_meta, [])
+    return Converted(convert_dino_mmdet_state_dict(state_dict), variant,
+                     CONFIGS[variant], dataset_meta, [])
