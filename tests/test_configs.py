@@ -35,7 +35,7 @@ def test_config_builds_and_runs(path):
         model = MODELS.build(cfg.model)
     model.eval()
     # DINO's R50 selects 900 proposals: the input must give that many tokens.
-    size = (256, 320) if cfg.model.num_queries > 400 else (128, 160)
+    size = (192, 256) if cfg.model.num_queries > 400 else (128, 160)
     with torch.no_grad():
         logits, boxes = model._forward(torch.randn(1, 3, *size))
     num_layers = cfg.model.decoder.num_layers
