@@ -89,8 +89,8 @@ def mmdet_model_config(model: dict) -> dict:
     levels = model.get('num_feature_levels', 4)
     if (dino or model.get('as_two_stage', False)) and embed != 256:
         raise ValueError(
-            f'model.embed_dims={embed} with {model_type} '
-            f'{"" if dino else "and as_two_stage=True"}: mmdet 3.3 embeds '
+            f'model.embed_dims={embed} with '
+            f'{"DINO" if dino else "as_two_stage=True"}: mmdet 3.3 embeds '
             'boxes with 128 features per coordinate, so its twin needs '
             'embed_dims=256; compare without --compare-mmdet or with '
             'embed_dims=256')
