@@ -1,6 +1,6 @@
-"""Properties of DINO's denoising queries: grouping, noise bounds, the
-attention mask, images without objects, and a training step of a tiny DINO
-whose batch has no object at all."""
+"""Properties of DINO: the denoising queries' grouping, noise bounds and
+attention mask, a training step on images without objects, and where the
+gradient of a layer's boxes goes (look forward twice)."""
 import copy
 
 import torch
@@ -109,3 +109,26 @@ def test_training_step_on_images_without_objects():
     # Every parameter stays in the graph (distributed training needs it).
     assert all(p.grad is not None for p in model.parameters()
                if p.requires_grad)
+
+
+def test_a_layers_boxes_train_the_refinement_of_the_layer_before():
+    """Look forward twice: layer 1 predicts on layer 0's refined box,
+    undetached, so its box loss reaches layer 0's box branch; its input
+    reference is detached, so nothing else of layer 0's branch is used."""
+    cfg = Config.fromfile(TINY)
+    model, _ = build_model_pair(cfg.model, compare_mmdet=False)
+    images, samples = synthetic_batch(2, (64, 96), num_classes=4,
+                                      boxes_per_image=3)
+    model.train()
+    head_inputs = model.forward_transformer(
+        model.extract_feat(images), copy.deepcopy(samples))
+    head = model.bbox_head
+    logits, boxes = head._predict_layer(1, head_inputs.hidden_states[1],
+                                        head_inputs.references[1])
+    branch_0 = list(head.reg_branches[0].parameters())
+    box_grads = torch.autograd.grad(boxes.sum(), branch_0,
+                                    retain_graph=True, allow_unused=True)
+    assert all(g is not None and g.abs().sum() > 0 for g in box_grads)
+    logit_grads = torch.autograd.grad(logits.sum(), branch_0,
+                                      allow_unused=True)
+    assert all(g is None or not g.any() for g in logit_grads)
