@@ -8,7 +8,7 @@ a degenerate initial value, then copied into this project's model through
 the model's mmdet key map.
 """
 import copy
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 import torch
 from mmdet.structures import DetDataSample
@@ -70,6 +70,25 @@ def deformable_detr_config(variant: str, dropout: float) -> dict:
         **DEFORMABLE_VARIANTS[variant])
 
 
+def dino_config(dropout: float) -> dict:
+    """The Deformable DETR twin's backbone, neck and stacks as a DINO,
+    with 7 denoising queries (two groups for three objects)."""
+    config = deformable_detr_config('plain', dropout)
+    for flag in DEFORMABLE_VARIANTS['plain']:
+        del config[flag]
+    config.update(
+        type='DINO',
+        positional_encoding=dict(type='SinePositionalEncoding',
+                                 normalize=True, offset=0.0, temperature=20))
+    config['decoder']['type'] = 'DINOTransformerDecoder'
+    config['bbox_head'].update(
+        type='DINOHead', label_noise_scale=0.5, box_noise_scale=1.0,
+        num_denoising_queries=7,
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
+                      alpha=0.25, loss_weight=1.0))
+    return config
+
+
 DETR_LAYERS, DETR_QUERIES, DETR_EMBED = 2, 12, 64
 
 
@@ -107,10 +126,11 @@ def build_twins(model: dict) -> Tuple[nn.Module, nn.Module]:
     return reference, ours
 
 
-def make_batch(scale_factor: float = 1.0
+def make_batch(scale_factor: float = 1.0, counts: Sequence[int] = (3, 2)
                ) -> Tuple[torch.Tensor, List[DetDataSample]]:
-    """Two images padded to 96x128, with three and two boxes; the original
-    images are ``1 / scale_factor`` times the resized ones."""
+    """Two images padded to 96x128, with ``counts`` boxes (at most three
+    and two); the original images are ``1 / scale_factor`` times the
+    resized ones."""
     torch.manual_seed(1)
     inputs = torch.randn(2, 3, 96, 128)
     shapes = [(96, 112), (80, 128)]
@@ -121,12 +141,13 @@ def make_batch(scale_factor: float = 1.0
     ]
     labels = [torch.tensor([0, 3, 3]), torch.tensor([1, 4])]
     samples = []
-    for shape, box, label in zip(shapes, boxes, labels):
+    for shape, box, label, count in zip(shapes, boxes, labels, counts):
         ori_shape = tuple(round(side / scale_factor) for side in shape)
         sample = DetDataSample(metainfo=dict(
             img_shape=shape, ori_shape=ori_shape, batch_input_shape=(96, 128),
             pad_shape=(96, 128), scale_factor=(scale_factor, scale_factor)))
-        sample.gt_instances = InstanceData(bboxes=box, labels=label)
+        sample.gt_instances = InstanceData(bboxes=box[:count],
+                                           labels=label[:count])
         samples.append(sample)
     return inputs, samples
 
@@ -154,18 +175,30 @@ def assert_predictions_match(reference: nn.Module, ours: nn.Module,
         assert torch.equal(g.labels, e.labels)
 
 
-def assert_losses_and_gradients_match(reference: nn.Module, ours: nn.Module,
-                                      key_to_ours: Callable[[str], str],
-                                      scale_factor: float = 1.0) -> dict:
+def assert_losses_and_gradients_match(
+        reference: nn.Module,
+        ours: nn.Module,
+        key_to_ours: Callable[[str], str],
+        scale_factor: float = 1.0,
+        counts: Sequence[int] = (3, 2),
+        before_reference: Optional[Callable[[], None]] = None
+) -> Tuple[dict, Set[str]]:
     """The same loss dict to 1e-5 and the same gradient of their sum on
-    every parameter to 1e-4, in train mode; returns our losses."""
+    every parameter to 1e-4, in train mode. Ours runs first, then
+    ``before_reference`` (e.g. to give mmdet the same random queries).
+
+    Returns:
+        our losses, and mmdet's names of the parameters compared.
+    """
     reference.train()
     ours.train()
     reference.zero_grad()
     ours.zero_grad()
-    inputs, samples = make_batch(scale_factor)
-    expected = reference.loss(inputs, copy.deepcopy(samples))
+    inputs, samples = make_batch(scale_factor, counts)
     got = ours.loss(inputs, copy.deepcopy(samples))
+    if before_reference is not None:
+        before_reference()
+    expected = reference.loss(inputs, copy.deepcopy(samples))
     assert set(got) == set(expected)
     for key in expected:
         # mmdet's normaliser is a 1-element tensor, so some of its losses
@@ -176,7 +209,7 @@ def assert_losses_and_gradients_match(reference: nn.Module, ours: nn.Module,
     sum(expected.values()).backward()
     sum(got.values()).backward()
     our_params = dict(ours.named_parameters())
-    compared = 0
+    compared = set()
     for key, param in reference.named_parameters():
         if param.grad is None:
             continue
@@ -184,9 +217,9 @@ def assert_losses_and_gradients_match(reference: nn.Module, ours: nn.Module,
         torch.testing.assert_close(
             grad, param.grad, atol=1e-4, rtol=1e-4,
             msg=lambda m, key=key: f'{key}: {m}')
-        compared += 1
-    assert compared > 50
-    return got
+        compared.add(key)
+    assert len(compared) > 50
+    return got, compared
 
 
 def key_to_ours(model: dict) -> Callable[[str], str]:

@@ -19,18 +19,21 @@ from mmdet_detr.models.layers import ms_deform_attn
 from mmdet_detr.models.layers.ms_deform_attn import \
     MultiScaleDeformableAttention
 
-TINY = 'tests/configs/tiny_deformable_detr.py'
+# (config, model settings over it)
 VARIANTS = {
-    'plain': dict(),
-    'refine_twostage': dict(with_box_refine=True, as_two_stage=True),
+    'plain': ('tests/configs/tiny_deformable_detr.py', dict()),
+    'refine_twostage': ('tests/configs/tiny_deformable_detr.py',
+                        dict(with_box_refine=True, as_two_stage=True)),
+    'dino': ('tests/configs/tiny_dino.py', dict()),
 }
 
 
 @pytest.mark.parametrize('name', list(VARIANTS))
 def test_bf16_autocast_trains_with_float32_locations_and_costs(
         name, monkeypatch):
-    cfg = Config.fromfile(TINY)
-    model, _ = build_model_pair({**cfg.model, **VARIANTS[name]},
+    config, settings = VARIANTS[name]
+    cfg = Config.fromfile(config)
+    model, _ = build_model_pair({**cfg.model, **settings},
                                 compare_mmdet=False)
     with DefaultScope.overwrite_default_scope('mmdet_detr'):
         wrapper = build_optim_wrapper(

@@ -31,6 +31,10 @@ def test_mmdet_twin_predicts_the_same_with_refinement():
     # mmdet's two-stage embedding is fixed at 256 channels.
     with pytest.raises(ValueError, match='embed_dims=32 with as_two_stage'):
         build_model_pair({**cfg.model, 'as_two_stage': True}, True)
+    # And DINO's box embedding of the decoder queries.
+    dino = Config.fromfile('tests/configs/tiny_dino.py')
+    with pytest.raises(ValueError, match='embed_dims=32 with DINO'):
+        build_model_pair(dino.model, True)
 
 
 class _SimulatedClock:

@@ -20,7 +20,8 @@ def test_every_top_level_config_is_found():
             'deformable_detr_single_scale_r50.py',
             'deformable_detr_single_scale_dc5_r50.py', 'detr_r50.py',
             'detr_r50_150e.py', 'detr_r50_dc5.py', 'deformable_detr_shapes.py',
-            'detr_shapes.py'} <= names
+            'detr_shapes.py', 'dino_4scale_r50_12e.py',
+            'dino_4scale_r50_24e.py', 'dino_shapes.py'} <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS,
@@ -33,8 +34,10 @@ def test_config_builds_and_runs(path):
     with DefaultScope.overwrite_default_scope('mmdet_detr'):
         model = MODELS.build(cfg.model)
     model.eval()
+    # DINO's R50 selects 900 proposals: the input must give that many tokens.
+    size = (192, 256) if cfg.model.num_queries > 400 else (128, 160)
     with torch.no_grad():
-        logits, boxes = model._forward(torch.randn(1, 3, 128, 160))
+        logits, boxes = model._forward(torch.randn(1, 3, *size))
     num_layers = cfg.model.decoder.num_layers
     assert logits.shape[:2] == (num_layers, 1)
     # A softmax head (DETR) adds the no-object logit.
@@ -43,7 +46,8 @@ def test_config_builds_and_runs(path):
     assert boxes.shape[-1] == 4 and torch.isfinite(boxes).all()
 
 
-@pytest.mark.parametrize('config', ['tiny_deformable_detr.py', 'tiny_detr.py'])
+@pytest.mark.parametrize('config', ['tiny_deformable_detr.py', 'tiny_detr.py',
+                                    'tiny_dino.py'])
 def test_derived_value_in_a_part_config_is_refused(config):
     cfg = Config.fromfile(str(ROOT / 'tests' / 'configs' / config))
     cfg.model.encoder.embed_dims = 64

@@ -36,9 +36,9 @@ def test_losses_and_gradients_match_mmdet():
     original image in both."""
     config = detr_config(dropout=0.0)
     reference, ours = build_twins(config)
-    got = assert_losses_and_gradients_match(reference, ours,
-                                            key_to_ours(config),
-                                            scale_factor=0.5)
+    got, _ = assert_losses_and_gradients_match(reference, ours,
+                                               key_to_ours(config),
+                                               scale_factor=0.5)
     assert {f'd{i}.loss_{n}' for i in range(DETR_LAYERS - 1)
             for n in ('cls', 'bbox', 'iou')} < set(got)
 
@@ -99,7 +99,7 @@ def test_mmdet_checkpoint_is_refused_then_converted(tmp_path):
     torch.save(dict(meta=meta, state_dict=reference.state_dict()), src)
     with pytest.raises(ForeignCheckpointError) as error:
         prepare_state_dict(ours, reference.state_dict())
-    assert "mmdet 3.3's DeformableDETR or DETR" in str(error.value)
+    assert "mmdet 3.3's DeformableDETR, DINO or DETR" in str(error.value)
     assert '--from mmdet' in str(error.value)
     with pytest.raises(ValueError, match='--variant r50 or --variant r50_dc5'):
         convert_checkpoint(src, dst, 'mmdet')

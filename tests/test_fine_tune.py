@@ -8,14 +8,16 @@ import os.path as osp
 
 import pytest
 from mmengine.logging import MMLogger
-from tiny_checkpoint import TINY_CONFIG, TINY_DETR_CONFIG, tiny_run
+from tiny_checkpoint import (TINY_CONFIG, TINY_DETR_CONFIG, TINY_DINO_CONFIG,
+                             tiny_run)
 
 from mmdet_detr.checkpoint.safe_load import load_checkpoint_file
 from mmdet_detr.engine import cli
 
 
-@pytest.mark.parametrize('config', [TINY_CONFIG, TINY_DETR_CONFIG],
-                         ids=['deformable_detr', 'detr'])
+@pytest.mark.parametrize('config',
+                         [TINY_CONFIG, TINY_DETR_CONFIG, TINY_DINO_CONFIG],
+                         ids=['deformable_detr', 'detr', 'dino'])
 def test_load_from_a_checkpoint_of_another_class_count(
         config, tmp_path_factory, tmp_path):
     run = tiny_run(tmp_path_factory, config)
@@ -55,6 +57,9 @@ def test_load_from_a_checkpoint_of_another_class_count(
         for part, _ in layer.named_parameters()
     }
     assert classifier_keys
+    if config == TINY_DINO_CONFIG:
+        # The denoising queries embed labels: one row per class too.
+        assert 'bbox_head.denoising.label_embedding.weight' in classifier_keys
     before = load_checkpoint_file(run.checkpoint)['state_dict']
     after = load_checkpoint_file(osp.join(work_dir,
                                           'epoch_1.pth'))['state_dict']

@@ -2,7 +2,8 @@
 
 The forward pass, the box losses and the backward pass read nothing back;
 matching reads all cost matrices of all decoder layers and images once (and
-once more for the encoder proposals of two-stage).
+once more for the encoder proposals of two-stage and DINO). DINO's
+denoising queries read nothing.
 Counted on CPU with ``HostTransferCounter``, which sees the same calls a GPU
 would wait on. One exception is CPU-only: mmdet's ``FocalLoss`` on a CPU
 tensor one-hot encodes the labels with ``F.one_hot``, which checks their
@@ -19,9 +20,14 @@ from mmdet_detr.benchmark import build_model_pair, synthetic_batch
 from mmdet_detr.benchmark.host_transfers import HostTransferCounter
 
 TINY = 'tests/configs/tiny_deformable_detr.py'
+TINY_DINO = 'tests/configs/tiny_dino.py'
+# (config, model settings over it)
 VARIANTS = {
-    'plain': dict(),
-    'refine_twostage': dict(with_box_refine=True, as_two_stage=True),
+    'plain': (TINY, dict()),
+    'refine_twostage': (TINY, dict(with_box_refine=True, as_two_stage=True)),
+    # The denoising queries are built from the objects' counts, which are
+    # tensor shapes: no read either.
+    'dino': (TINY_DINO, dict()),
 }
 
 
@@ -55,17 +61,19 @@ def _in_phase(counter, phase, method):
 
 @pytest.mark.parametrize('name', list(VARIANTS))
 def test_training_step_reads_back_only_the_matching_costs(name):
-    cfg = Config.fromfile(TINY)
-    model_cfg = {**cfg.model, **VARIANTS[name]}
+    config, settings = VARIANTS[name]
+    cfg = Config.fromfile(config)
+    model_cfg = {**cfg.model, **settings}
     model, _ = build_model_pair(model_cfg, compare_mmdet=False)
     images, samples = synthetic_batch(2, (64, 96), num_classes=4,
                                       boxes_per_image=3)
     counter = count_training_step(model, images, samples)
     assert counter.counts['forward'] == 0, counter.sites['forward']
     assert counter.counts['backward'] == 0, counter.sites['backward']
-    # One read for all decoder layers and images; two-stage matches the
-    # encoder proposals (other predictions, class-agnostic) on its own.
-    expected = 2 if model_cfg.get('as_two_stage') else 1
+    # One read for all decoder layers and images; two-stage and DINO match
+    # the encoder proposals (other predictions) on their own.
+    expected = 2 if (model_cfg.get('as_two_stage')
+                     or model_cfg['type'] == 'DINO') else 1
     assert counter.counts['matching'] == expected, counter.sites['matching']
     assert all('mmdet/models/losses/focal_loss.py' in site
                for site in counter.sites['loss_cls']), counter.sites

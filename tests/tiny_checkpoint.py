@@ -1,4 +1,4 @@
-"""A tiny Deformable DETR (or DETR) trained for a few iterations on a
+"""A tiny Deformable DETR (or DETR, or DINO) trained for a few iterations on a
 generated shapes data set, shared by the inference and picture tests of one
 pytest process.
 
@@ -18,6 +18,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CONFIG = osp.join(REPO_ROOT, 'tests', 'configs',
                        'tiny_deformable_detr.py')
 TINY_DETR_CONFIG = osp.join(REPO_ROOT, 'tests', 'configs', 'tiny_detr.py')
+TINY_DINO_CONFIG = osp.join(REPO_ROOT, 'tests', 'configs', 'tiny_dino.py')
 IMAGE_SIZE = 64
 NUM_VAL = 2
 

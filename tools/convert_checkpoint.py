@@ -1,5 +1,5 @@
-"""Convert an official, mmdet or HuggingFace Deformable DETR checkpoint, or
-an official DETR one, to this project's layout.
+"""Convert an official, mmdet or HuggingFace Deformable DETR checkpoint, an
+official DETR one or an mmdet DINO one, to this project's layout.
 
     python tools/convert_checkpoint.py SRC DST --from official
 
@@ -7,7 +7,8 @@ e.g. SRC r50_deformable_detr-checkpoint.pth, DST checkpoints/official.pth;
 ``--from official-detr`` for facebookresearch/detr's detr-r50-e632da11.pth.
 
 The variant (plain, refine, refine_twostage, single_scale,
-single_scale_dc5; r50 or r50_dc5 for DETR) is read from the checkpoint when
+single_scale_dc5; r50 or r50_dc5 for DETR; dino or dino_improved for DINO,
+which the file cannot tell: dino unless given) is read from the checkpoint when
 it can be; the command prints the config to test it with. The output is
 never written over an existing file.
 """
@@ -16,7 +17,7 @@ import sys
 
 from mmdet_detr.checkpoint.safe_load import UnsafeCheckpointError
 from mmdet_detr.checkpoint.sources import SOURCES, convert_checkpoint
-from mmdet_detr.checkpoint.variants import deformable_detr, detr
+from mmdet_detr.checkpoint.variants import deformable_detr, detr, dino
 
 
 def parse_args():
@@ -31,10 +32,11 @@ def parse_args():
         help='the layout of SRC')
     parser.add_argument(
         '--variant',
-        choices=list(deformable_detr.VARIANTS) + list(detr.VARIANTS),
+        choices=(list(deformable_detr.VARIANTS) + list(detr.VARIANTS) +
+                 list(dino.VARIANTS)),
         help='the model variant, when the checkpoint does not tell '
-        '(single_scale and single_scale_dc5, r50 and r50_dc5 have the same '
-        'weights)')
+        '(single_scale and single_scale_dc5, r50 and r50_dc5, dino and '
+        'dino_improved have the same weights)')
     parser.add_argument(
         '--keep-classes', action='store_true',
         help='keep the 91 class logits (DETR: 91 + no-object) as they are '

@@ -79,7 +79,8 @@ def run_benchmark(config: str,
     """Benchmark ``config``'s model; the figures as a dict.
 
     Args:
-        config: path of a config whose ``model`` is a ``DeformableDETR``.
+        config: path of a config whose ``model`` is a ``DeformableDETR`` or
+            a ``DINO``.
         size: images are ``size x size``.
         batch: images per batch.
         device: ``'cpu'`` or ``'cuda'``.

@@ -1,6 +1,6 @@
 """mmdet 3.3's twin of a model of this project (``DeformableDETR``,
-``DETR``), built from the same config values and given the same weights, for
-side-by-side comparisons and parity tests.
+``DINO``, ``DETR``), built from the same config values and given the same
+weights, for side-by-side comparisons and parity tests.
 
 This project's model config names each value once (``embed_dims``,
 ``num_feature_levels``, the stacks' ``num_heads``, ...); mmdet spreads the
@@ -25,6 +25,8 @@ from mmdet_detr.checkpoint.converters.deformable_detr_mmdet import (
     convert_mmdet_state_dict, mmdet_key_to_ours)
 from mmdet_detr.checkpoint.converters.detr_mmdet import (
     convert_mmdet_detr_state_dict, mmdet_detr_key_to_ours)
+from mmdet_detr.checkpoint.converters.dino_mmdet import (
+    convert_dino_mmdet_state_dict, dino_mmdet_key_to_ours)
 from mmdet_detr.registry import MODELS
 
 # This project's match costs and mmdet's equivalents (boxes are normalised
@@ -43,6 +45,11 @@ _MATCH_COSTS = {
 }
 _STACK_DEFAULTS = dict(num_layers=6, num_heads=8, num_points=4,
                        feedforward_channels=1024, dropout=0.1)
+# DINO's stack and denoising defaults where they differ from Deformable
+# DETR's.
+_DINO_STACK_DEFAULTS = dict(feedforward_channels=2048, dropout=0.0)
+_DINO_DENOISING_DEFAULTS = dict(label_noise_scale=0.5, box_noise_scale=1.0,
+                                num_denoising_queries=100)
 
 
 @contextmanager
@@ -169,6 +176,33 @@ def _deformable_detr_config(model: dict) -> dict:
         test_cfg=model['test_cfg'])
 
 
+def _dino_config(model: dict) -> dict:
+    """mmdet's ``DINO`` with the values of ``model``: mmdet's
+    ``DeformableDETR`` with refinement and two stages, plus the denoising
+    settings, which mmdet keeps in ``dn_cfg`` and this project in the
+    head."""
+    if model['embed_dims'] != 256:
+        raise ValueError(
+            f"model.embed_dims={model['embed_dims']} with DINO: mmdet 3.3 "
+            'embeds boxes with 128 features per coordinate, so its twin '
+            'needs embed_dims=256; compare without --compare-mmdet or with '
+            'embed_dims=256')
+    head = dict(model['bbox_head'])
+    denoising = {key: head.pop(key, default)
+                 for key, default in _DINO_DENOISING_DEFAULTS.items()}
+    config = _deformable_detr_config(dict(
+        model, with_box_refine=True, as_two_stage=True, bbox_head=head,
+        encoder={**_DINO_STACK_DEFAULTS, **model['encoder']},
+        decoder={**_DINO_STACK_DEFAULTS, **model['decoder']}))
+    config.update(type='DINO', dn_cfg=dict(
+        label_noise_scale=denoising['label_noise_scale'],
+        box_noise_scale=denoising['box_noise_scale'],
+        group_cfg=dict(dynamic=True, num_groups=None,
+                       num_dn_queries=denoising['num_denoising_queries'])))
+    config['bbox_head']['type'] = 'DINOHead'
+    return config
+
+
 _DETR_STACK_DEFAULTS = dict(num_layers=6, num_heads=8,
                             feedforward_channels=2048, dropout=0.1)
 
@@ -228,6 +262,8 @@ class MMDetTwin(NamedTuple):
 MMDET_TWINS: Dict[str, MMDetTwin] = {
     'DeformableDETR': MMDetTwin(_deformable_detr_config,
                                 convert_mmdet_state_dict, mmdet_key_to_ours),
+    'DINO': MMDetTwin(_dino_config, convert_dino_mmdet_state_dict,
+                      dino_mmdet_key_to_ours),
     'DETR': MMDetTwin(_detr_config, convert_mmdet_detr_state_dict,
                       mmdet_detr_key_to_ours),
 }

@@ -27,7 +27,7 @@ SOURCES: Dict[str, Source] = {
         is_official, convert_official,
         "fundamentalvision/Deformable-DETR (checkpoint['model'])"),
     'mmdet': Source(is_mmdet, convert_mmdet,
-                    "mmdet 3.3's DeformableDETR or DETR"),
+                    "mmdet 3.3's DeformableDETR, DINO or DETR"),
     'hf': Source(is_hf, convert_hf,
                  "HuggingFace transformers' DeformableDetrForObjectDetection"),
     'official-detr': Source(

@@ -57,7 +57,8 @@ def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
     return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
 
 
-def apply_box_delta(delta: Tensor, reference: Tensor) -> Tensor:
+def apply_box_delta(delta: Tensor, reference: Tensor,
+                    eps: float = 1e-5) -> Tensor:
     """Boxes predicted as a delta in logit space on a reference.
 
     Args:
@@ -69,8 +70,10 @@ def apply_box_delta(delta: Tensor, reference: Tensor) -> Tensor:
         (..., 4) normalised ``(cx, cy, w, h)``,
         ``sigmoid(delta + inverse_sigmoid(reference))``; a point reference
         has no size, so the size is ``sigmoid(delta[..., 2:])``.
+        ``eps`` clamps the reference before its logit (DINO's decoder
+        clamps at 1e-3).
     """
-    reference = inverse_sigmoid(reference)
+    reference = inverse_sigmoid(reference, eps)
     if reference.shape[-1] == 4:
         box_logits = delta + reference
     else:

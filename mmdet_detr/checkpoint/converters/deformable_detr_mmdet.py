@@ -16,7 +16,7 @@ from .key_rules import KEEP_REST, Rules, rename, rename_key
 # (mmdet pattern, this project's replacement), applied in order, first match.
 _ENC = r'^encoder\.layers\.(\d+)\.'
 _DEC = r'^decoder\.layers\.(\d+)\.'
-_RULES: Rules = [
+RULES: Rules = [
     (_ENC + r'ffn\.layers\.0\.0\.', r'encoder.layers.\1.ffn.linear1.'),
     (_ENC + r'ffn\.layers\.1\.', r'encoder.layers.\1.ffn.linear2.'),
     (_ENC + r'norms\.0\.', r'encoder.layers.\1.self_attn_norm.'),
@@ -37,13 +37,13 @@ _RULES: Rules = [
 
 def mmdet_key_to_ours(key: str) -> str:
     """The name of an mmdet 3.3 ``DeformableDETR`` parameter here."""
-    return rename_key(key, _RULES)
+    return rename_key(key, RULES)
 
 
 def convert_mmdet_state_dict(
         state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """Rename every key of an mmdet 3.3 ``DeformableDETR`` state dict."""
-    return rename(state_dict, _RULES, 'mmdet')
+    return rename(state_dict, RULES, 'mmdet')
 
 
 def is_mmdet_deformable_detr(checkpoint: Dict) -> bool:

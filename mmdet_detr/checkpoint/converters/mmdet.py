@@ -11,6 +11,7 @@ from .converted import Converted
 from .deformable_detr_mmdet import (convert_mmdet_deformable_detr,
                                     is_mmdet_deformable_detr)
 from .detr_mmdet import convert_mmdet_detr, is_mmdet_detr
+from .dino_mmdet import convert_dino_mmdet, is_dino_mmdet
 
 
 class MMDetDetector(NamedTuple):
@@ -19,7 +20,9 @@ class MMDetDetector(NamedTuple):
     convert: Callable[[Dict, Optional[str]], Converted]
 
 
+# In the order they are tried: DINO has Deformable DETR's names and more.
 MMDET_DETECTORS: Dict[str, MMDetDetector] = {
+    'DINO': MMDetDetector(is_dino_mmdet, convert_dino_mmdet),
     'DeformableDETR': MMDetDetector(is_mmdet_deformable_detr,
                                     convert_mmdet_deformable_detr),
     'DETR': MMDetDetector(is_mmdet_detr, convert_mmdet_detr),

@@ -137,14 +137,22 @@ class DeformableDETR(BaseDETR):
                  as_two_stage=as_two_stage))
         self.level_embed = nn.Parameter(
             torch.empty(num_feature_levels, embed_dims))
-        if as_two_stage:
+        self.build_query_parts()
+        nn.init.normal_(self.level_embed)
+
+    def build_query_parts(self) -> None:
+        """The parameters :meth:`select_queries` uses: the proposal
+        generator in two-stage, else learned queries and the layer that
+        places their reference points. A member that selects its queries
+        otherwise builds its own."""
+        if self.as_two_stage:
             self.proposal_generator = EncoderProposalGenerator(
-                embed_dims, num_queries)
+                self.embed_dims, self.num_queries)
         else:
             # Each query: a learned position (first half) and content.
-            self.query_embedding = nn.Embedding(num_queries, embed_dims * 2)
-            self.reference_points_fc = nn.Linear(embed_dims, 2)
-        nn.init.normal_(self.level_embed)
+            self.query_embedding = nn.Embedding(self.num_queries,
+                                                self.embed_dims * 2)
+            self.reference_points_fc = nn.Linear(self.embed_dims, 2)
 
     @property
     def fixed_queries(self) -> bool:

@@ -38,14 +38,18 @@ class DeformableDecoderLayer(nn.Module):
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor,
                 memory_padding_mask: Tensor, reference_points: Tensor,
-                spatial_shapes: Tensor, level_start_index: Tensor) -> Tensor:
+                spatial_shapes: Tensor, level_start_index: Tensor,
+                self_attn_mask: Optional[Tensor] = None) -> Tensor:
         """(B, Q, C) queries -> (B, Q, C); see the decoder for the inputs.
 
-        ``reference_points`` are per level here: (B, Q, L, 2 or 4).
+        ``reference_points`` are per level here: (B, Q, L, 2 or 4);
+        ``self_attn_mask`` (Q, Q) bool, True where query i may not attend to
+        query j (DINO's denoising groups), or None.
         """
         # Positions go into queries and keys, not values (DETR).
         q = k = query + query_pos
-        attended = self.self_attn(q, k, query, need_weights=False)[0]
+        attended = self.self_attn(q, k, query, attn_mask=self_attn_mask,
+                                  need_weights=False)[0]
         query = self.self_attn_norm(self.self_attn_residual(query, attended))
         attended = self.cross_attn(query + query_pos, memory,
                                    memory_padding_mask, reference_points,
