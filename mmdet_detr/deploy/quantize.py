@@ -21,6 +21,7 @@ and tool runs it as it runs the float file.
 import json
 import os
 import os.path as osp
+import tempfile
 import time
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence
 
@@ -80,6 +81,33 @@ def float_nodes(graph) -> List[str]:
         elif node.op_type not in SHAPE_OPS:
             pending.extend(node.input)
     return sorted(kept)
+
+
+def inline_constant_identities(model) -> int:
+    """Let the consumers of every ``Identity`` of an initializer read the
+    initializer itself, and drop those nodes; returns how many.
+
+    The exporter shares the folded convolution biases through ``Identity``
+    nodes, and onnxruntime's quantizer only makes a convolution int8 end
+    to end (``QLinearConv``) when its bias is an initializer.
+    """
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    source = {
+        node.output[0]: node.input[0]
+        for node in graph.node if node.op_type == 'Identity'
+        and node.input[0] in initializers and node.output[0] not in outputs
+    }
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in source:
+                node.input[i] = source[name]
+    kept = [n for n in graph.node
+            if not (n.op_type == 'Identity' and n.output[0] in source)]
+    del graph.node[:]
+    graph.node.extend(kept)
+    return len(source)
 
 
 class _ImagesReader:
@@ -150,22 +178,27 @@ def quantize_exported(path: str, out: str,
     if not images:
         raise ValueError('no calibration images')
     start = time.perf_counter()
-    graph = onnx.load(path).graph
+    graph = onnx.load(path, load_external_data=False).graph
     kept = float_nodes(graph)
     quantized = [n.name for n in graph.node
                  if n.op_type in QUANTIZED_OPS and n.name not in kept]
     if osp.dirname(out):
         os.makedirs(osp.dirname(out), exist_ok=True)
-    quantize_static(
-        path, out, _ImagesReader(images),
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=list(QUANTIZED_OPS),
-        nodes_to_exclude=kept,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
-        calibration_providers=['CPUExecutionProvider'])
+    model = onnx.load(path)
+    inline_constant_identities(model)
+    with tempfile.TemporaryDirectory() as folder:
+        source = osp.join(folder, 'float.onnx')
+        onnx.save(model, source)
+        quantize_static(
+            source, out, _ImagesReader(images),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            nodes_to_exclude=kept,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            calibration_providers=['CPUExecutionProvider'])
     proto = onnx.load(out)
     del proto.metadata_props[:]
     props = metadata.to_props()
