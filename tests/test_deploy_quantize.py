@@ -9,6 +9,8 @@ spreads the scores and sampling offsets between queries.
 """
 import os
 import os.path as osp
+import subprocess
+import sys
 import warnings
 
 import mmcv
@@ -17,7 +19,7 @@ import onnx
 import pytest
 import torch
 from mmengine.registry import DefaultScope
-from tiny_checkpoint import TINY_CONFIG
+from tiny_checkpoint import REPO_ROOT, TINY_CONFIG
 
 from mmdet_detr.apis import Detector
 from mmdet_detr.datasets.shapes import make_shapes_dataset
@@ -176,3 +178,22 @@ def test_bad_inputs_are_refused_clearly(run, tmp_path):
     with pytest.raises(ValueError, match='builds a DETR'):
         quantize_with_config('tests/configs/tiny_detr.py',
                              run['float_file'], str(tmp_path / 'x.onnx'))
+
+
+def test_tool_quantizes_and_refuses_a_missing_file(run, tmp_path):
+    tool = osp.join(REPO_ROOT, 'tools', 'deploy', 'quantize_onnx.py')
+    out = str(tmp_path / 'int8.onnx')
+    options = [f'{k}={v}' for k, v in run['options'].items()]
+    done = subprocess.run(
+        [sys.executable, tool, TINY_CONFIG, run['float_file'], '--out', out,
+         '--num-images', '2', '--cfg-options', *options],
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert 'calibrated on 2 images' in done.stdout
+    assert read_precision(out) == 'int8'
+    missing = subprocess.run(
+        [sys.executable, tool, TINY_CONFIG, str(tmp_path / 'none.onnx'),
+         '--out', str(tmp_path / 'x.onnx')], capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert 'none.onnx' in missing.stderr and 'does not exist' in \
+        missing.stderr
