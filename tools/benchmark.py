@@ -1,9 +1,12 @@
 """Time a detector, and mmdet 3.3's equivalent, on CPU or GPU.
 
     python tools/benchmark.py configs/deformable_detr_r50.py --compare-mmdet
+    python tools/benchmark.py configs/deformable_detr_r50.py --compare-backends
 
 Training step (forward, backward, the config's optimizer), inference batch
-and peak memory, with a per-part breakdown; see mmdet_detr/benchmark/.
+and peak memory, with a per-part breakdown; or, with --compare-backends,
+the inference batch in PyTorch (mmdet's and this project's), onnxruntime
+and OpenVINO, float32 and int8; see mmdet_detr/benchmark/.
 """
 import argparse
 import json
@@ -16,6 +19,8 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmdet_detr.benchmark import format_report, run_benchmark  # noqa: E402
+from mmdet_detr.benchmark.backends import (  # noqa: E402
+    format_backend_comparison, run_backend_comparison)
 
 
 def parse_args():
@@ -31,6 +36,10 @@ def parse_args():
     parser.add_argument('--compare-mmdet', action='store_true',
                         help="also time mmdet 3.3's model on the same "
                         'weights and inputs, interleaved')
+    parser.add_argument('--compare-backends', action='store_true',
+                        help='inference only, interleaved: mmdet, this '
+                        'project in PyTorch, the exported file in '
+                        'onnxruntime and OpenVINO, float32 and int8 (CPU)')
     parser.add_argument('--retain-freed-memory', action='store_true',
                         help='CPU: keep freed host memory for reuse, as '
                         'tools/train.py does without a GPU, for both models '
@@ -55,12 +64,22 @@ def main():
             if args.threads < 1:
                 raise ValueError(f'--threads {args.threads}: at least 1')
             torch.set_num_threads(args.threads)
-        result = run_benchmark(args.config, args.size, args.batch,
-                               args.device, args.steps, args.compare_mmdet,
-                               args.retain_freed_memory)
+        if args.compare_backends:
+            if args.device != 'cpu':
+                raise ValueError('--compare-backends runs on the CPU; drop '
+                                 '--device cuda')
+            result = run_backend_comparison(args.config, args.size,
+                                            args.batch, args.steps,
+                                            args.threads)
+            print(format_backend_comparison(result))
+        else:
+            result = run_benchmark(args.config, args.size, args.batch,
+                                   args.device, args.steps,
+                                   args.compare_mmdet,
+                                   args.retain_freed_memory)
+            print(format_report(result))
     except ValueError as error:
         parser.error(str(error))
-    print(format_report(result))
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:
             json.dump(result, f, indent=2)
