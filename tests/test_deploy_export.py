@@ -20,7 +20,7 @@ from tiny_checkpoint import TINY_CONFIG, TINY_DETR_CONFIG
 
 from mmdet_detr.deploy import (DetectorGraph, ExportMetadata,
                                check_against_pytorch, export_onnx,
-                               open_backend, read_metadata, time_backends)
+                               open_backend, read_metadata)
 from mmdet_detr.deploy.attention_forms import (CUSTOM_DOMAIN,
                                                CUSTOM_DOMAIN_VERSION,
                                                CUSTOM_OP_TYPE, attention_form)
@@ -175,14 +175,3 @@ def test_metadata_round_trip_and_refusals(exported, tmp_path):
         open_backend(path, 'tensorrt')
     with pytest.raises(FileNotFoundError):
         open_backend(osp.join(str(tmp_path), 'missing.onnx'))
-
-
-def test_time_backends_times_every_round_and_compares(exported):
-    model, path = exported
-    timings = time_backends(model, path, torch.randn(1, 3, 64, 96),
-                            ['onnxruntime'], rounds=2)
-    assert list(timings) == ['pytorch', 'onnxruntime']
-    assert all(len(t.seconds) == 2 and min(t.seconds) > 0
-               for t in timings.values())
-    assert timings['pytorch'].difference is None
-    assert timings['onnxruntime'].difference.max_score <= 1e-4

@@ -1,13 +1,14 @@
 """Inference side by side in every backend: mmdet 3.3's PyTorch model (the
 reference), this project's PyTorch model, and the exported file in
-onnxruntime and OpenVINO, float32 and int8, all on the same weights and
-the same batch, interleaved in one process.
+onnxruntime and OpenVINO, float32 (attention in standard operators or as
+this project's custom node) and int8, all on the same weights and the same
+batch, interleaved in one process.
 
 The weights are those of ``build_model_pair`` (random, perturbed); the
 int8 file is calibrated on the timed batch itself, since random weights
 give no accuracy to preserve and the time of an int8 graph does not
-depend on its ranges. The attention form of the exported files is
-``onnx`` (standard operators), which stock runtimes run.
+depend on its ranges. The int8 file is quantized from the standard-
+operator form, which stock onnxruntime calibrates.
 """
 import copy
 import logging
@@ -29,12 +30,15 @@ from .mmdet_equivalent import build_model_pair
 
 REFERENCE = 'mmdet PyTorch'
 # The rows of the comparison, in the order they run and print: name ->
-# (runtime, model file kind: None for PyTorch, else float32 / int8).
+# (runtime, model file kind: None for PyTorch, else float32 / custom /
+# int8; custom is float32 with the attention as the custom node).
 BACKEND_ROWS = {
     REFERENCE: (None, None),
     'mmdet_detr PyTorch': (None, None),
     'onnxruntime float32': ('onnxruntime', 'float32'),
     'OpenVINO float32': ('openvino', 'float32'),
+    'onnxruntime custom op': ('onnxruntime', 'custom'),
+    'OpenVINO custom op': ('openvino', 'custom'),
     'onnxruntime int8': ('onnxruntime', 'int8'),
     'OpenVINO int8': ('openvino', 'int8'),
 }
@@ -64,7 +68,8 @@ def run_backend_comparison(config: str,
     Returns:
         ``backends``: per row the wall seconds of a batch (``median``,
         ``min``, ``max``, ``n``) and ``speedup``, mmdet's median divided
-        by the row's; ``export_seconds`` and ``quantize_seconds``.
+        by the row's; ``export_seconds_onnx``, ``export_seconds_custom``
+        and ``quantize_seconds``.
     """
     if steps < 1:
         raise ValueError(f'--steps {steps}: at least one timed step needed')
@@ -80,17 +85,17 @@ def run_backend_comparison(config: str,
                   threads=threads or torch.get_num_threads(),
                   machine=_machine('cpu'), torch=torch.__version__)
     with tempfile.TemporaryDirectory() as folder:
-        files = {'float32': osp.join(folder, 'float32.onnx'),
-                 'int8': osp.join(folder, 'int8.onnx')}
-        metadata = ExportMetadata('onnx', type(ours).__name__,
-                                  osp.basename(config), ('class', ) *
-                                  cfg.model['bbox_head']['num_classes'],
-                                  0.3, 17, 'scores, labels, boxes',
-                                  'normalised images')
+        files = {kind: osp.join(folder, f'{kind}.onnx')
+                 for kind in ('float32', 'custom', 'int8')}
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
-            result['export_seconds'] = export_onnx(
-                ours, files['float32'], metadata, (2, 3, size, size + 32))
+            for kind, form in (('float32', 'onnx'), ('custom', 'custom')):
+                metadata = ExportMetadata(
+                    form, type(ours).__name__, osp.basename(config),
+                    ('class', ) * cfg.model['bbox_head']['num_classes'], 0.3,
+                    17, 'scores, labels, boxes', 'normalised images')
+                result[f'export_seconds_{form}'] = export_onnx(
+                    ours, files[kind], metadata, (2, 3, size, size + 32))
         logging.getLogger().setLevel(logging.ERROR)  # per-node warnings
         result['quantize_seconds'] = quantize_exported(
             files['float32'], files['int8'],

@@ -4,8 +4,6 @@ file with onnxruntime or OpenVINO, in the Runner (``tools/test.py``) and
 the inference API."""
 from .attention_forms import (ATTENTION_FORMS, attention_form,
                               custom_node_attention, grid_sample_attention)
-from .backend_timing import (BackendBenchmark, BackendTiming,
-                             benchmark_backends, time_backends)
 from .backends import BACKENDS, is_exported_file, open_backend
 from .comparison import DetectionDifference, compare_detections
 from .deployed_detector import DeployedDetector, use_exported_model
@@ -16,13 +14,12 @@ from .export_checkpoint import ExportReport, export_checkpoint
 from .metadata import ExportMetadata, read_metadata
 
 __all__ = [
-    'ATTENTION_FORMS', 'BACKENDS', 'BackendBenchmark', 'BackendTiming',
-    'DEFAULT_OPSET', 'DeployedDetector',
+    'ATTENTION_FORMS', 'BACKENDS', 'DEFAULT_OPSET', 'DeployedDetector',
     'DetectionDifference', 'DetectorGraph', 'ExportMetadata',
-    'ExportReport', 'attention_form', 'benchmark_backends',
+    'ExportReport', 'attention_form',
     'check_against_pytorch', 'check_onnx',
     'compare_detections', 'custom_node_attention', 'export_checkpoint',
     'export_onnx', 'grid_sample_attention', 'is_exported_file',
     'open_backend', 'pytorch_detections', 'read_metadata',
-    'time_backends', 'use_exported_model'
+    'use_exported_model'
 ]
