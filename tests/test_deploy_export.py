@@ -16,7 +16,7 @@ import pytest
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.registry import DefaultScope
-from tiny_checkpoint import TINY_CONFIG, TINY_DETR_CONFIG
+from tiny_checkpoint import TINY_CONFIG, TINY_DETR_CONFIG, TINY_DINO_CONFIG
 
 from mmdet_detr.deploy import (DetectorGraph, ExportMetadata,
                                check_against_pytorch, export_onnx,
@@ -35,6 +35,7 @@ VARIANTS = {
         'model.as_two_stage': True
     }),
     'detr': (TINY_DETR_CONFIG, {}),
+    'dino': (TINY_DINO_CONFIG, {}),
 }
 TRACED = (2, 3, 64, 96)
 # Another batch size and size than traced: the dims must be dynamic.
