@@ -9,7 +9,7 @@ from typing import NamedTuple, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .encoder_proposals import token_anchors
+from .encoder_proposals import check_token_count, token_proposals
 
 
 class TopProposals(NamedTuple):
@@ -61,19 +61,11 @@ class TopProposalSelector(nn.Module):
             reg_branch: (..., C) -> (..., 4) box delta in logit space.
         """
         B, S, C = memory.shape
-        if S < self.num_queries:
-            raise ValueError(
-                f'DINO selects num_queries={self.num_queries} proposals but '
-                f'the feature maps have only {S} tokens: use larger input '
-                'images or fewer queries')
-        anchors, valid = token_anchors(memory_padding_mask, level_shapes)
-        # Padded and border tokens propose nothing: zero memory, inf logits.
-        keep = valid & ~memory_padding_mask[..., None]  # B, S, 1
-        anchors = anchors.masked_fill(~keep, float('inf'))
-        memory = memory.masked_fill(~keep, 0.0)
-        memory = self.memory_trans_norm(self.memory_trans_fc(memory))
-        cls_logits = cls_branch(memory)  # B, S, K
-        box_logits = reg_branch(memory) + anchors  # B, S, 4
+        check_token_count(S, self.num_queries, 'DINO')
+        cls_logits, box_logits = token_proposals(
+            memory, memory_padding_mask, level_shapes,
+            lambda m: self.memory_trans_norm(self.memory_trans_fc(m)),
+            cls_branch, reg_branch)  # B, S, K; B, S, 4
         top = torch.topk(cls_logits.max(-1)[0], self.num_queries,
                          dim=1)[1]  # B, Q
         K = cls_logits.shape[-1]

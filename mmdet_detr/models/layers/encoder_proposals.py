@@ -4,7 +4,7 @@ the decoder's queries.
 Symbols: B batch, S = sum_l H_l * W_l memory tokens, Q queries, C channels.
 """
 import math
-from typing import NamedTuple, Sequence, Tuple
+from typing import Callable, NamedTuple, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +27,44 @@ class EncoderProposals(NamedTuple):
     reference_points: Tensor
     cls_logits: Tensor
     boxes: Tensor
+
+
+def check_token_count(num_tokens: int, num_queries: int, model: str) -> None:
+    """Refuse to select more proposals than the maps have tokens."""
+    if num_tokens < num_queries:
+        raise ValueError(
+            f'{model} selects num_queries={num_queries} proposals but the '
+            f'feature maps have only {num_tokens} tokens: use larger input '
+            'images or fewer queries')
+
+
+def token_proposals(memory: Tensor, memory_padding_mask: Tensor,
+                    level_shapes: Sequence[Tuple[int, int]],
+                    memory_transform: Callable[[Tensor], Tensor],
+                    cls_branch: nn.Module,
+                    reg_branch: nn.Module) -> Tuple[Tensor, Tensor]:
+    """Every memory token as a proposal: its class logits and box logits.
+
+    Args:
+        memory: (B, S, C) the encoder output.
+        memory_padding_mask: (B, S) bool, True at padded tokens.
+        level_shapes: L pairs of ints ``(H_l, W_l)``.
+        memory_transform: (..., C) -> (..., C), applied to the memory
+            before the branches.
+        cls_branch: (..., C) -> (..., K) class logits.
+        reg_branch: (..., C) -> (..., 4) box delta in logit space.
+
+    Returns:
+        cls_logits: (B, S, K); box_logits: (B, S, 4), the delta on the
+        token's anchor (``token_anchors``); inf for padded and border
+        tokens.
+    """
+    anchors, valid = token_anchors(memory_padding_mask, level_shapes)
+    # Padded and border tokens propose nothing: zero memory, inf logits.
+    keep = valid & ~memory_padding_mask[..., None]  # B, S, 1
+    anchors = anchors.masked_fill(~keep, float('inf'))
+    memory = memory_transform(memory.masked_fill(~keep, 0.0))
+    return cls_branch(memory), reg_branch(memory) + anchors
 
 
 class EncoderProposalGenerator(nn.Module):
@@ -69,19 +107,11 @@ class EncoderProposalGenerator(nn.Module):
             reg_branch: (..., C) -> (..., 4) box delta in logit space.
         """
         B, S, C = memory.shape
-        if S < self.num_queries:
-            raise ValueError(
-                f'two-stage selects num_queries={self.num_queries} proposals '
-                f'but the feature maps have only {S} tokens: use larger '
-                'input images or fewer queries')
-        anchors, valid = token_anchors(memory_padding_mask, level_shapes)
-        # Padded and border tokens propose nothing: zero memory, inf logits.
-        keep = valid & ~memory_padding_mask[..., None]  # B, S, 1
-        anchors = anchors.masked_fill(~keep, float('inf'))
-        memory = memory.masked_fill(~keep, 0.0)
-        memory = self.memory_trans_norm(self.memory_trans_fc(memory))
-        cls_logits = cls_branch(memory)  # B, S, K
-        box_logits = reg_branch(memory) + anchors  # B, S, 4
+        check_token_count(S, self.num_queries, 'two-stage')
+        cls_logits, box_logits = token_proposals(
+            memory, memory_padding_mask, level_shapes,
+            lambda m: self.memory_trans_norm(self.memory_trans_fc(m)),
+            cls_branch, reg_branch)  # B, S, K; B, S, 4
         top = torch.topk(cls_logits[..., 0], self.num_queries, dim=1)[1]
         top_box_logits = torch.gather(
             box_logits, 1,
