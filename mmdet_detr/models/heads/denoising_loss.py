@@ -10,9 +10,8 @@ from typing import Dict, List
 import torch
 from torch import Tensor, nn
 
-from ..box_ops import box_cxcywh_to_xyxy
 from ..layers.denoising_queries import DenoisingLayout
-from .set_loss import MatchTargets, average_count
+from .set_loss import MatchTargets, average_count, box_losses
 
 
 class DenoisingLoss:
@@ -84,13 +83,8 @@ class DenoisingLoss:
                 cls_logits[t].reshape(B * D, K), cls_target.flatten(),
                 avg_factor=cls_avg_factor)
             pred = boxes[t][batch_idx, query_idx]  # groups * n, 4
-            loss_bbox = self.loss_bbox(pred, box_target,
-                                       avg_factor=box_avg_factor)
-            loss_iou = self.loss_iou(
-                box_cxcywh_to_xyxy(pred) * scale,
-                box_cxcywh_to_xyxy(box_target) * scale,
-                avg_factor=box_avg_factor)
             results.append(
-                dict(loss_cls=loss_cls, loss_bbox=loss_bbox,
-                     loss_iou=loss_iou))
+                dict(loss_cls=loss_cls,
+                     **box_losses(self.loss_bbox, self.loss_iou, pred,
+                                  box_target, scale, box_avg_factor)))
         return results

@@ -140,15 +140,29 @@ class SetLoss:
                 f.expand(len(g), 4) for f, g in zip(targets.factors,
                                                     target_idx)
             ])
-            loss_bbox = self.loss_bbox(pred, target, avg_factor=box_avg_factor)
-            loss_iou = self.loss_iou(
-                box_cxcywh_to_xyxy(pred) * scale,
-                box_cxcywh_to_xyxy(target) * scale,
-                avg_factor=box_avg_factor)
             results.append(
-                dict(loss_cls=loss_cls, loss_bbox=loss_bbox,
-                     loss_iou=loss_iou))
+                dict(loss_cls=loss_cls,
+                     **box_losses(self.loss_bbox, self.loss_iou, pred, target,
+                                  scale, box_avg_factor)))
         return results
+
+
+def box_losses(loss_bbox: nn.Module, loss_iou: nn.Module, pred: Tensor,
+               target: Tensor, scale: Tensor,
+               avg_factor: Union[float, Tensor]) -> Dict[str, Tensor]:
+    """``loss_bbox`` (L1) on normalised ``(cx, cy, w, h)`` boxes and
+    ``loss_iou`` (GIoU) on the same boxes in pixels, as mmdet computes it.
+
+    Args:
+        pred, target: (n, 4) normalised ``(cx, cy, w, h)``.
+        scale: (n, 4) each box's image ``(w, h, w, h)`` in pixels.
+        avg_factor: the count both losses are averaged over.
+    """
+    return dict(
+        loss_bbox=loss_bbox(pred, target, avg_factor=avg_factor),
+        loss_iou=loss_iou(box_cxcywh_to_xyxy(pred) * scale,
+                          box_cxcywh_to_xyxy(target) * scale,
+                          avg_factor=avg_factor))
 
 
 def name_by_layer(per_layer: List[Dict[str, Tensor]]) -> Dict[str, Tensor]:
