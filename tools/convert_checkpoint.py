@@ -1,10 +1,12 @@
 """Convert an official, mmdet or HuggingFace Deformable DETR checkpoint, an
-official DETR one or an mmdet DINO one, to this project's layout.
+official or mmdet DETR one, or an official or mmdet DINO one, to this
+project's layout.
 
     python tools/convert_checkpoint.py SRC DST --from official
 
 e.g. SRC r50_deformable_detr-checkpoint.pth, DST checkpoints/official.pth;
-``--from official-detr`` for facebookresearch/detr's detr-r50-e632da11.pth.
+``--from official-detr`` for facebookresearch/detr's detr-r50-e632da11.pth,
+``--from official-dino`` for IDEA-Research/DINO's checkpoint0011_4scale.pth.
 
 The variant (plain, refine, refine_twostage, single_scale,
 single_scale_dc5; r50 or r50_dc5 for DETR; dino or dino_improved for DINO,

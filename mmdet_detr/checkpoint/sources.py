@@ -12,6 +12,7 @@ from .converters.converted import Converted, save_converted
 from .converters.deformable_detr_hf import convert_hf, is_hf
 from .converters.deformable_detr_official import convert_official, is_official
 from .converters.detr_official import convert_official_detr, is_official_detr
+from .converters.dino_official import convert_official_dino, is_official_dino
 from .converters.mmdet import convert_mmdet, is_mmdet
 
 
@@ -33,6 +34,9 @@ SOURCES: Dict[str, Source] = {
     'official-detr': Source(
         is_official_detr, convert_official_detr,
         "facebookresearch/detr (checkpoint['model'])"),
+    'official-dino': Source(
+        is_official_dino, convert_official_dino,
+        "IDEA-Research/DINO (checkpoint['model'])"),
 }
 
 

@@ -29,7 +29,10 @@ from .key_rules import (add_batch_norm_counters, check_duplicates, head,
                         input_projection_rules, num_layers, rename)
 
 SOURCE = 'official Deformable-DETR'
-_LAYER_RULES = [
+# The backbone, the level embedding and the encoder and decoder layers,
+# which the official DINO names the same way.
+STACK_RULES = [
+    (r'^backbone\.0\.body\.', 'backbone.'),
     (r'^transformer\.level_embed$', 'level_embed'),
     (r'^transformer\.encoder\.layers\.(\d+)\.self_attn\.',
      r'encoder.layers.\1.self_attn.'),
@@ -51,14 +54,18 @@ _LAYER_RULES = [
      r'decoder.layers.\1.ffn.linear\2.'),
     (r'^transformer\.decoder\.layers\.(\d+)\.norm3\.',
      r'decoder.layers.\1.ffn_norm.'),
-    (r'^transformer\.reference_points\.', 'reference_points_fc.'),
+]
+# The encoder's proposal transform (two-stage here, every DINO).
+PROPOSAL_RULES = [
     (r'^transformer\.enc_output\.', 'proposal_generator.memory_trans_fc.'),
     (r'^transformer\.enc_output_norm\.',
      'proposal_generator.memory_trans_norm.'),
+]
+_LAYER_RULES = STACK_RULES + PROPOSAL_RULES + [
+    (r'^transformer\.reference_points\.', 'reference_points_fc.'),
     (r'^transformer\.pos_trans\.', 'proposal_generator.pos_trans_fc.'),
     (r'^transformer\.pos_trans_norm\.', 'proposal_generator.pos_trans_norm.'),
     (r'^query_embed\.', 'query_embedding.'),
-    (r'^backbone\.0\.body\.', 'backbone.'),
     # The head is rebuilt by ``head``; the decoder's copies are checked.
     (r'^(transformer\.decoder\.)?(class|bbox)_embed\.', ''),
 ]
@@ -69,7 +76,9 @@ def is_official(checkpoint: Dict) -> bool:
     state_dict = checkpoint.get('model', checkpoint)
     return isinstance(state_dict, dict) and (
         'transformer.level_embed' in state_dict and
-        any(k.startswith('class_embed.') for k in state_dict))
+        any(k.startswith('class_embed.') for k in state_dict) and
+        # the official DINO's denoising label embedding
+        'label_enc.weight' not in state_dict)
 
 
 def convert_official_state_dict(

@@ -20,6 +20,10 @@ CONFIGS: Dict[str, str] = {
     'dino': 'configs/dino_4scale_r50_12e.py',
     'dino_improved': 'configs/dino_4scale_r50_improved_12e.py',
 }
+# The official DINO's input projections have a convolution bias.
+CONV_BIAS_CONFIGS: Dict[str, str] = {
+    'dino': 'configs/converted/dino_4scale_r50.py',
+}
 
 
 def variant_name(num_levels: int, requested: Optional[str],
