@@ -244,27 +244,41 @@ def test_label_embedding_keeps_the_rows_of_the_80_classes(official_file):
     assert converted.variant == 'dino'
 
 
-def test_official_dino_files_that_do_not_fit_are_refused(official_file):
-    _, official = official_file
-    untied = dict(official)
-    untied['transformer.decoder.bbox_embed.1.layers.0.bias'] = (
-        official['bbox_embed.1.layers.0.bias'] + 1)
-    with pytest.raises(ValueError, match='bbox_embed.1.layers.0.bias'):
-        convert_official_dino_state_dict(untied)
-    five_scale = dict(official)
-    five_scale['transformer.level_embed'] = torch.zeros(5, 256)
-    with pytest.raises(ValueError, match='5 feature levels'):
-        convert_official_dino_state_dict(five_scale)
+def _with(key, value_of):
+    """The state dict with ``key`` set to ``value_of(state_dict)``."""
+    return lambda official: {**official, key: value_of(official)}
+
+
+REFUSED = {
+    'untied decoder copy': (
+        _with('transformer.decoder.bbox_embed.1.layers.0.bias',
+              lambda sd: sd['bbox_embed.1.layers.0.bias'] + 1),
+        ValueError, 'bbox_embed.1.layers.0.bias'),
+    'five levels': (
+        _with('transformer.level_embed', lambda sd: torch.zeros(5, 256)),
+        ValueError, '5 feature levels'),
+    'single-stage': (
+        lambda sd: {k: v for k, v in sd.items()
+                    if not k.startswith('transformer.enc_output.')},
+        ValueError, "two_stage_type='no'"),
+    'unknown key': (
+        _with('transformer.pat_embed_for_2stage',
+              lambda sd: torch.zeros(1, 256)),
+        KeyError, 'pat_embed_for_2stage'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(REFUSED))
+def test_official_dino_files_that_do_not_fit_are_refused(case,
+                                                         official_file):
+    change, error, message = REFUSED[case]
+    with pytest.raises(error, match=message):
+        convert_official_dino_state_dict(change(official_file[1]))
+
+
+def test_improved_variant_is_mmdet_only(official_file):
     with pytest.raises(ValueError, match='--variant dino_improved does not'):
-        convert_official_dino_state_dict(official, 'dino_improved')
-    single_stage = {k: v for k, v in official.items()
-                    if not k.startswith('transformer.enc_output.')}
-    with pytest.raises(ValueError, match="two_stage_type='no'"):
-        convert_official_dino_state_dict(single_stage)
-    unknown = dict(official)
-    unknown['transformer.pat_embed_for_2stage'] = torch.zeros(1, 256)
-    with pytest.raises(KeyError, match='pat_embed_for_2stage'):
-        convert_official_dino_state_dict(unknown)
+        convert_official_dino_state_dict(official_file[1], 'dino_improved')
 
 
 def test_published_layout_converts_into_the_converted_config():
