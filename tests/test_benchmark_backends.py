@@ -3,7 +3,7 @@ tiny model: every backend row is present and timed, and each ratio is
 mmdet's median over the row's. Structure only: timings are the machine's."""
 import pytest
 
-from mmdet_detr.benchmark.backends import (BACKEND_ROWS, REFERENCE,
+from mmdet_detr.benchmark.backends import (BACKEND_ROWS, NAME_WIDTH, REFERENCE,
                                            format_backend_comparison,
                                            run_backend_comparison,
                                            time_interleaved)
@@ -33,7 +33,7 @@ def test_backend_comparison_on_a_tiny_model():
     assert rows[REFERENCE]['speedup'] == 1.0
     table = format_backend_comparison(result)
     for name, row in rows.items():
-        assert f"{name:24s}{row['median']:10.3f}" in table
+        assert f"{name:{NAME_WIDTH}s}{row['median']:10.3f}" in table
         assert f"{row['speedup']:9.2f}x" in table
     with pytest.raises(ValueError, match='--steps 0'):
         run_backend_comparison(TINY, size=64, steps=0)

@@ -1,7 +1,8 @@
 """int8 quantization of an exported file: calibration reads the configured
 training images, the int8 file says so in its metadata and runs in
 onnxruntime, OpenVINO and the Detector API, its detections stay close to
-the float file's, and bad inputs are refused with a clear message.
+the float file's, the custom-node form quantizes to the same model, and
+bad inputs are refused with a clear message.
 
 A tiny Deformable DETR with box refinement and random, perturbed weights
 (no training): quantization needs no trained model, and the perturbation
@@ -144,6 +145,37 @@ def test_int8_detections_close_to_float(run, backend):
             same = boxes[b][labels[b] == label]  # n, 4
             assert len(same), (b, label)
             assert np.abs(same - box).max(1).min() <= 1.0, (b, box, same)
+
+
+def test_custom_node_file_quantizes_like_the_standard_one(run):
+    """The custom-node form, calibrated in a session with the node
+    registered on the same images, keeps the same products in float and
+    gives the standard-operator int8 file's detections (1e-4 in scores,
+    1e-2 px in boxes) in both runtimes."""
+    model = build_model()
+    files = {}
+    for form in ('onnx', 'custom'):
+        float_file = str(run['root'] / f'same_{form}.onnx')
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            export_onnx(model, float_file, ExportMetadata(
+                form, 'DeformableDETR', 'tiny.py',
+                ('circle', 'square', 'triangle', 'cross'), 0.3, 17,
+                'scores, labels, boxes', 'normalised images'),
+                (2, 3, 64, 96))
+        files[form] = str(run['root'] / f'same_{form}_int8.onnx')
+        report = quantize_with_config(TINY_CONFIG, float_file, files[form],
+                                      NUM_CALIBRATION, run['options'])
+        assert report.float_nodes == run['report'].float_nodes
+    assert read_metadata(files['custom']).attention == 'custom'
+    assert read_precision(files['custom']) == 'int8'
+    batch = np.concatenate(calibration_images(run['cfg'], 2))
+    for backend in ('onnxruntime', 'openvino'):
+        expected = open_backend(files['onnx'], backend)(batch)
+        scores, labels, boxes = open_backend(files['custom'], backend)(batch)
+        np.testing.assert_allclose(scores, expected[0], atol=1e-4)
+        np.testing.assert_array_equal(labels, expected[1])
+        np.testing.assert_allclose(boxes, expected[2], atol=1e-2)
 
 
 def test_int8_file_runs_in_the_detector_api(run):

@@ -7,8 +7,8 @@ batch, interleaved in one process.
 The weights are those of ``build_model_pair`` (random, perturbed); the
 int8 file is calibrated on the timed batch itself, since random weights
 give no accuracy to preserve and the time of an int8 graph does not
-depend on its ranges. The int8 file is quantized from the standard-
-operator form, which stock onnxruntime calibrates.
+depend on its ranges. Both attention forms are quantized: the int8
+custom-node rows run the custom form's int8 file.
 """
 import copy
 import logging
@@ -31,7 +31,8 @@ from .mmdet_equivalent import build_model_pair
 REFERENCE = 'mmdet PyTorch'
 # The rows of the comparison, in the order they run and print: name ->
 # (runtime, model file kind: None for PyTorch, else float32 / custom /
-# int8; custom is float32 with the attention as the custom node).
+# int8 / int8_custom; custom is float32 with the attention as the custom
+# node, int8_custom its int8 version).
 BACKEND_ROWS = {
     REFERENCE: (None, None),
     'mmdet_detr PyTorch': (None, None),
@@ -41,7 +42,13 @@ BACKEND_ROWS = {
     'OpenVINO custom op': ('openvino', 'custom'),
     'onnxruntime int8': ('onnxruntime', 'int8'),
     'OpenVINO int8': ('openvino', 'int8'),
+    'onnxruntime int8 custom op': ('onnxruntime', 'int8_custom'),
+    'OpenVINO int8 custom op': ('openvino', 'int8_custom'),
 }
+# The width of the table's first column (the longest row name).
+NAME_WIDTH = max(len(name) for name in BACKEND_ROWS)
+# Each int8 file and the float file it is quantized from.
+QUANTIZED_FROM = {'int8': 'float32', 'int8_custom': 'custom'}
 
 
 def run_backend_comparison(config: str,
@@ -68,8 +75,8 @@ def run_backend_comparison(config: str,
     Returns:
         ``backends``: per row the wall seconds of a batch (``median``,
         ``min``, ``max``, ``n``) and ``speedup``, mmdet's median divided
-        by the row's; ``export_seconds_onnx``, ``export_seconds_custom``
-        and ``quantize_seconds``.
+        by the row's; ``export_seconds_onnx``, ``export_seconds_custom``,
+        ``quantize_seconds_int8`` and ``quantize_seconds_int8_custom``.
     """
     if steps < 1:
         raise ValueError(f'--steps {steps}: at least one timed step needed')
@@ -86,7 +93,7 @@ def run_backend_comparison(config: str,
                   machine=_machine('cpu'), torch=torch.__version__)
     with tempfile.TemporaryDirectory() as folder:
         files = {kind: osp.join(folder, f'{kind}.onnx')
-                 for kind in ('float32', 'custom', 'int8')}
+                 for kind in ('float32', 'custom', *QUANTIZED_FROM)}
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
             for kind, form in (('float32', 'onnx'), ('custom', 'custom')):
@@ -97,10 +104,11 @@ def run_backend_comparison(config: str,
                 result[f'export_seconds_{form}'] = export_onnx(
                     ours, files[kind], metadata, (2, 3, size, size + 32))
         logging.getLogger().setLevel(logging.ERROR)  # per-node warnings
-        result['quantize_seconds'] = quantize_exported(
-            files['float32'], files['int8'],
-            [array[i:i + 1] for i in range(batch)],
-            'the timed batch (random weights)').seconds
+        for kind, source in QUANTIZED_FROM.items():
+            result[f'quantize_seconds_{kind}'] = quantize_exported(
+                files[source], files[kind],
+                [array[i:i + 1] for i in range(batch)],
+                'the timed batch (random weights)').seconds
         runs: Dict[str, Callable[[], object]] = {}
         for name, (runtime, kind) in BACKEND_ROWS.items():
             if runtime is None:
@@ -154,10 +162,11 @@ def format_backend_comparison(result: dict) -> str:
         f"{result['threads']} threads, torch {result['torch']}, "
         f"{result['steps']} timed rounds, interleaved",
         '',
-        f"{'backend':24s}{'median s':>10s}{'min s':>10s}{'max s':>10s}"
-        f"{'vs mmdet':>10s}",
+        f"{'backend':{NAME_WIDTH}s}{'median s':>10s}{'min s':>10s}"
+        f"{'max s':>10s}{'vs mmdet':>10s}",
     ]
     for name, row in result['backends'].items():
-        lines.append(f"{name:24s}{row['median']:10.3f}{row['min']:10.3f}"
-                     f"{row['max']:10.3f}{row['speedup']:9.2f}x")
+        lines.append(f"{name:{NAME_WIDTH}s}{row['median']:10.3f}"
+                     f"{row['min']:10.3f}{row['max']:10.3f}"
+                     f"{row['speedup']:9.2f}x")
     return '\n'.join(lines)

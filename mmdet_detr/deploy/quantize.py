@@ -9,9 +9,15 @@ a feature slightly:
 
 - the linear layers of the deformable attention's sampling offsets and
   attention weights, and every product that feeds a ``GridSample``'s
-  sampling grid (the reference points);
+  sampling grid or the custom attention node's sampling locations (the
+  reference points);
 - the box branches (``reg_branches``) and the products feeding the
   ``boxes`` output (the last layers of box and class prediction).
+
+Both attention forms quantize. The custom node (``--attention custom``)
+stays float; stock onnxruntime cannot run it, so its file is calibrated in
+a session with the node registered (onnxruntime-extensions, as
+``deploy.custom_op`` runs it) and quantized from those ranges.
 
 The file keeps the export's metadata and adds ``mmdet_detr.precision``
 (``int8``), ``mmdet_detr.quantization`` (how) and
@@ -27,6 +33,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from .custom_op.node import DOMAIN, INPUT_NAMES, OP_TYPE
 from .metadata import PREFIX, ExportMetadata, read_metadata
 
 QUANTIZED_OPS = ('Conv', 'MatMul', 'Gemm')
@@ -38,6 +45,8 @@ FLOAT_MODULES = ('sampling_offsets', 'attention_weights', 'reference_points',
 # Operators whose output depends only on their input's shape: the walk
 # that finds what feeds a sampling grid does not go through them.
 SHAPE_OPS = ('Shape', 'Size')
+# The custom attention node's input of the sampling locations.
+SAMPLING_LOCATIONS = INPUT_NAMES.index('sampling_locations')
 DEFAULT_NUM_IMAGES = 32
 PRECISION_KEY = PREFIX + 'precision'
 QUANTIZATION_KEY = PREFIX + 'quantization'
@@ -69,6 +78,8 @@ def float_nodes(graph) -> List[str]:
         and any(f'/{module}' in node.name for module in FLOAT_MODULES)
     }
     pending = [n.input[1] for n in graph.node if n.op_type == 'GridSample']
+    pending.extend(n.input[SAMPLING_LOCATIONS] for n in graph.node
+                   if n.domain == DOMAIN and n.op_type == OP_TYPE)
     pending.append('boxes')
     visited = set()
     while pending:
@@ -123,8 +134,7 @@ class _ImagesReader:
 
 def check_quantizable(path: str) -> ExportMetadata:
     """The metadata of ``path`` if it is a float file this project
-    exported with the attention in standard operators; else a clear
-    error."""
+    exported; else a clear error."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'exported model {path!r} does not exist')
     try:
@@ -134,16 +144,60 @@ def check_quantizable(path: str) -> ExportMetadata:
             raise
         raise ValueError(f'{path!r} is not an ONNX file ({error}); pass '
                          'the .onnx of tools/deploy/export_onnx.py') from None
-    if metadata.attention != 'onnx':
-        raise ValueError(
-            f'{path!r} was exported with --attention {metadata.attention}: '
-            'calibration runs the file in stock onnxruntime, which lacks '
-            'the custom attention node; export with --attention onnx and '
-            'quantize that file')
     if read_precision(path) != 'float32':
         raise ValueError(f'{path!r} is already quantized; quantize the '
                          'float file it came from')
     return metadata
+
+
+def _custom_node_calibrater(model_path: str, augmented_path: str):
+    """onnxruntime's min-max calibrater of ``model_path`` whose session has
+    the custom attention node registered (the subclass is made here:
+    onnxruntime is imported only when quantizing)."""
+    import onnxruntime
+    from onnxruntime.quantization.calibrate import MinMaxCalibrater
+
+    from .custom_op import ort_session_options_with_custom_op
+
+    class CustomNodeCalibrater(MinMaxCalibrater):
+
+        def create_inference_session(self):
+            options = ort_session_options_with_custom_op()
+            options.graph_optimization_level = (
+                onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL)
+            self.infer_session = onnxruntime.InferenceSession(
+                self.augmented_model_path, sess_options=options,
+                providers=['CPUExecutionProvider'])
+
+    return CustomNodeCalibrater(model_path, list(QUANTIZED_OPS),
+                                augmented_path)
+
+
+def calibrate_with_custom_node(model, images: Sequence[np.ndarray],
+                               folder: str) -> str:
+    """Min-max ranges of the tensors that ``quantize_static`` calibrates,
+    from running ``model`` (an exported ``onnx.ModelProto`` holding the
+    custom attention node) on ``images`` with the node registered; written
+    as the calibration cache that ``quantize_static`` then reads instead
+    of calibrating in stock onnxruntime.
+
+    Returns:
+        the cache's path in ``folder``.
+    """
+    import onnx
+    from onnxruntime.quantization.calibrate import save_tensors_data
+
+    from .custom_op import ort_model_for_custom_op
+    runnable = osp.join(folder, 'runnable.onnx')
+    onnx.save(ort_model_for_custom_op(model), runnable)
+    calibrater = _custom_node_calibrater(
+        runnable, osp.join(folder, 'augmented.onnx'))
+    calibrater.augment_graph()
+    calibrater.create_inference_session()
+    calibrater.collect_data(_ImagesReader(images))
+    cache = osp.join(folder, 'ranges.json')
+    save_tensors_data(calibrater.compute_data(), cache)
+    return cache
 
 
 def read_precision(path: str) -> str:
@@ -189,8 +243,12 @@ def quantize_exported(path: str, out: str,
     with tempfile.TemporaryDirectory() as folder:
         source = osp.join(folder, 'float.onnx')
         onnx.save(model, source)
+        ranges = None
+        if metadata.attention == 'custom':
+            ranges = calibrate_with_custom_node(model, images, folder)
         quantize_static(
-            source, out, _ImagesReader(images),
+            source, out, None if ranges else _ImagesReader(images),
+            calibration_cache_path=ranges,
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(QUANTIZED_OPS),
             nodes_to_exclude=kept,

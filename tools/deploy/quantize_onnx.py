@@ -26,7 +26,7 @@ def parse_args():
     parser.add_argument('config', help='the config the model was trained '
                         'and exported with')
     parser.add_argument('model', help='the float .onnx of '
-                        'tools/deploy/export_onnx.py (--attention onnx)')
+                        'tools/deploy/export_onnx.py (either --attention)')
     parser.add_argument('--out', required=True, help='the int8 .onnx')
     parser.add_argument(
         '--num-images', type=int, default=quantize.DEFAULT_NUM_IMAGES,
