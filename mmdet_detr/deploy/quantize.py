@@ -217,8 +217,8 @@ def quantize_exported(path: str, out: str,
     ``out``.
 
     Args:
-        path: an ``.onnx`` of ``tools/deploy/export_onnx.py`` with
-            ``--attention onnx``.
+        path: a float ``.onnx`` of ``tools/deploy/export_onnx.py`` (either
+            ``--attention`` form).
         out: the int8 ``.onnx``.
         images: calibration images, each (1, 3, H, W) float32 as the graph
             takes it (``calibration.calibration_images``).
