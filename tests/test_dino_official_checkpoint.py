@@ -82,7 +82,6 @@ def official_from_mmdet(state: dict, decoder_layers: int) -> dict:
     mmdet's DINO ``state`` (whose decoder branches must all be equal, as
     the official ones are one module)."""
     official = {}
-    extra_levels = 0
     for key, value in state.items():
         if key.startswith('backbone.'):
             if not key.endswith('num_batches_tracked'):
@@ -93,7 +92,6 @@ def official_from_mmdet(state: dict, decoder_layers: int) -> dict:
         if m:
             kind, level, part, rest = m.groups()
             if kind == 'extra_convs':
-                extra_levels = max(extra_levels, int(level) + 1)
                 level = f'extra{level}'
             official[f'input_proj.{level}.{int(part == "gn")}.{rest}'] = value
             continue
