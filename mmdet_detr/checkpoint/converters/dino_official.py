@@ -30,6 +30,7 @@ The input projections have a convolution bias, hence
 ``configs/converted/dino_4scale_r50.py``, which also sets the official box
 noise (``dn_box_noise_scale`` 0.4) for fine-tuning.
 """
+import re
 from collections import OrderedDict
 from typing import Dict, Optional
 
@@ -109,18 +110,16 @@ def convert_official_dino_state_dict(
     classes = state_dict['class_embed.0.bias'].shape[0]
     mapped = map_classes and classes == NUM_CATEGORY_IDS
     pick = category_rows if mapped else None
-    # Decoder layers 0..N-1, then the proposal branch N.
-    out.update(head(state_dict, ['class_embed.'], ['bbox_embed.'],
-                    decoder_layers, False, pick, None))
-    enc_class = 'transformer.enc_out_class_embed.'
-    for part in ('weight', 'bias'):
-        tensor = state_dict[enc_class + part]
-        out[f'bbox_head.cls_branches.{decoder_layers}.{part}'] = (
-            pick(tensor, enc_class + part) if pick else tensor)
-        for j in range(3):
-            out[f'bbox_head.reg_branches.{decoder_layers}.{2 * j}.{part}'] = (
-                state_dict[f'transformer.enc_out_bbox_embed.layers.{j}.'
-                           f'{part}'])
+    # Decoder layers 0..N-1, then the proposal branch N: the encoder's
+    # classifier and box MLP are read as class_embed.N / bbox_embed.N.
+    branches = dict(state_dict)
+    for key in state_dict:
+        m = re.match(r'^transformer\.enc_out_(class|bbox)_embed\.(.*)$', key)
+        if m:
+            branches[f'{m.group(1)}_embed.{decoder_layers}.{m.group(2)}'] = (
+                state_dict[key])
+    out.update(head(branches, ['class_embed.'], ['bbox_embed.'],
+                    decoder_layers + 1, True, pick, pick))
     labels = state_dict[LABEL_EMBEDDING]
     if labels.shape[0] < classes:
         raise ValueError(
