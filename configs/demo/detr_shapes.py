@@ -42,7 +42,9 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=lr, weight_decay=1e-4),
     clip_grad=dict(max_norm=0.1, norm_type=2))
 train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+    type='ResumableIterBasedTrainLoop',
+    max_iters=max_iters,
+    val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 param_scheduler = [

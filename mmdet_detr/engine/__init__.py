@@ -11,11 +11,13 @@ from .atomic_checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend
 from .bf16_optim_wrapper import BF16AutocastOptimWrapper
 from .checkpoint_variant_hook import CheckpointVariantHook
 from .finite_loss_hook import FiniteLossHook
+from .resumable_iter_loop import ResumableIterBasedTrainLoop
 from .rng_state_hook import RNGStateHook
 
 install_safe_local_loader()
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'BF16AutocastOptimWrapper',
-    'CheckpointVariantHook', 'FiniteLossHook', 'RNGStateHook'
+    'CheckpointVariantHook', 'FiniteLossHook', 'RNGStateHook',
+    'ResumableIterBasedTrainLoop'
 ]
