@@ -178,9 +178,14 @@ def test_load_config_defaults(tmp_path):
 
 
 def test_resume_options(tmp_path):
-    cfg = Config(dict(resume=False, load_from='init.pth'))
+    cfg = Config(
+        dict(resume=False, load_from='init.pth', work_dir=str(tmp_path)))
     cli.apply_resume(cfg, None)
     assert cfg.resume is False and cfg.load_from == 'init.pth'
+    # Nothing to resume in the work dir: refused, not a silent new run.
+    with pytest.raises(FileNotFoundError, match='no last_checkpoint file'):
+        cli.apply_resume(cfg, 'auto')
+    (tmp_path / 'last_checkpoint').write_text('epoch_3.pth')
     cli.apply_resume(cfg, 'auto')
     assert cfg.resume is True and cfg.load_from is None
 

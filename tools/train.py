@@ -27,6 +27,12 @@ def parse_args():
         help='resume from CHECKPOINT, or, with no value, from the latest '
         'checkpoint in the work dir')
     parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='train into a work dir that holds the checkpoints of an '
+        'earlier run: they are first moved into WORK_DIR/earlier_<timestamp>/'
+        ' (without this, such a work dir is refused unless --resume)')
+    parser.add_argument(
         '--amp',
         action='store_true',
         help='mixed precision: float16 on GPU, bfloat16 on CPU')
@@ -52,12 +58,14 @@ def main():
         cfg = cli.load_config(args.config, args.cfg_options, args.work_dir,
                               args.launcher)
         cli.apply_resume(cfg, args.resume)
+        cli.check_load_from(cfg)
         if args.amp:
             cli.enable_amp(cfg)
         if args.auto_scale_lr:
             cli.enable_auto_scale_lr(cfg)
         cli.check_config(cfg)
-    except (FileNotFoundError, ValueError) as error:
+        cli.protect_work_dir(cfg, args.overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
         parser.error(str(error))
     runner = cli.build_runner(cfg)
     runner.train()

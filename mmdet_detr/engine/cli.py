@@ -5,10 +5,14 @@ Each function applies one command-line option to a loaded
 over mmengine's Runner and the tests can call the same code.
 """
 import argparse
+import ast
+import glob
 import os
 import os.path as osp
 import re
-from typing import Optional
+import shutil
+import time
+from typing import List, Optional
 
 import torch
 from mmengine.config import Config
@@ -23,9 +27,9 @@ from .host_memory import retain_freed_memory
 __all__ = [
     'add_launcher_args', 'add_dump_metric', 'apply_resume', 'build_runner',
     'check_checkpoint_path', 'check_config', 'check_dump_path',
-    'close_process_group', 'enable_amp', 'enable_auto_scale_lr',
-    'enable_visualization', 'load_config', 'set_local_rank',
-    'set_test_checkpoint'
+    'check_load_from', 'close_process_group', 'enable_amp',
+    'enable_auto_scale_lr', 'enable_visualization', 'load_config',
+    'protect_work_dir', 'set_local_rank', 'set_test_checkpoint'
 ]
 
 DEFAULT_SCOPE = 'mmdet_detr'
@@ -47,6 +51,7 @@ def load_config(config: str,
     """
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file {config!r} does not exist')
+    _check_bases(config, [])
     cfg = Config.fromfile(config)
     cfg.launcher = launcher
     if cfg_options:
@@ -59,6 +64,47 @@ def load_config(config: str,
     if cfg.get('default_scope') is None:
         cfg.default_scope = DEFAULT_SCOPE
     return cfg
+
+
+def _check_bases(config: str, chain: List[str]) -> None:
+    """Every local ``_base_`` file that ``config`` includes, directly or
+    through its bases, exists; else the error names the config that
+    includes the missing one (mmengine names only the missing path)."""
+    chain = chain + [config]
+    for base in _base_files(config):
+        if '::' in base:
+            continue  # a package's config (mmdet::...), found by mmengine
+        path = osp.normpath(osp.join(osp.dirname(config), base))
+        if not osp.isfile(path):
+            included = ' <- '.join(map(repr, reversed(chain)))
+            raise FileNotFoundError(
+                f'config {config!r}: its _base_ file {base!r} does not exist '
+                f'(looked for {path!r}; included by '
+                f'{included})')
+        if osp.abspath(path) not in map(osp.abspath, chain):
+            _check_bases(path, chain)
+
+
+def _base_files(config: str) -> List[str]:
+    """The ``_base_`` paths a Python config assigns as literals."""
+    if not config.endswith('.py'):
+        return []
+    with open(config, encoding='utf-8') as f:
+        try:
+            tree = ast.parse(f.read(), filename=config)
+        except SyntaxError:
+            return []  # mmengine reports it with the line
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == '_base_'
+                for t in node.targets)):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return []
+            value = [value] if isinstance(value, str) else value
+            return [v for v in value if isinstance(v, str)]
+    return []
 
 
 def add_launcher_args(parser: argparse.ArgumentParser) -> None:
@@ -128,8 +174,9 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
     """Resume training (``--resume [CHECKPOINT]``).
 
     ``'auto'`` resumes from the latest checkpoint of the work directory
-    (its ``last_checkpoint`` file) and starts from scratch when there is
-    none; a path resumes from that checkpoint. ``None`` leaves the config's
+    (its ``last_checkpoint`` file) and is refused when there is none (a
+    mistyped work dir would silently start over); a path resumes from that
+    checkpoint. ``None`` leaves the config's
     ``resume`` and ``load_from`` as they are. Resuming restores the model,
     optimizer, parameter schedulers, epoch and iteration.
     """
@@ -137,10 +184,64 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
         return
     cfg.resume = True
     if resume == 'auto':
+        if not osp.isfile(osp.join(cfg.work_dir, 'last_checkpoint')):
+            found = _checkpoints_in(cfg.work_dir)
+            raise FileNotFoundError(
+                f'--resume: work dir {cfg.work_dir!r} has no '
+                'last_checkpoint file, so there is no run to resume' +
+                (f' (it holds {", ".join(found)}: pass one as --resume '
+                 'PATH)' if found else '') +
+                '; check --work-dir, or drop --resume to start a new run')
         cfg.load_from = None
     else:
         check_checkpoint_path(resume, '--resume')
         cfg.load_from = resume
+
+
+def check_load_from(cfg: Config) -> None:
+    """A local ``load_from`` exists, checked before any model is built."""
+    if cfg.get('load_from'):
+        check_checkpoint_path(cfg.load_from, 'load_from')
+
+
+def protect_work_dir(cfg: Config, overwrite: bool) -> None:
+    """Keep the checkpoints of an earlier run in the work directory.
+
+    mmengine writes ``iter_N.pth``/``epoch_N.pth`` and ``last_checkpoint``
+    into the work directory whatever is there, so a second run, of the same
+    or of another config, replaces the first run's model without a word.
+    Unless the run resumes, a work directory with checkpoints is refused;
+    with ``overwrite`` (``--overwrite``) they are first moved, with
+    ``last_checkpoint``, into ``<work_dir>/earlier_<timestamp>/``, where
+    nothing of this run writes.
+    """
+    if cfg.get('resume'):
+        return
+    found = _checkpoints_in(cfg.work_dir)
+    marker = osp.join(cfg.work_dir, 'last_checkpoint')
+    if not found and not osp.isfile(marker):
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f'work dir {cfg.work_dir!r} already holds the checkpoints of an '
+            f'earlier run ({", ".join(found) or "last_checkpoint"}), which '
+            'this run would write over: resume it with --resume, train '
+            'into another --work-dir, or pass --overwrite to move them into '
+            f'{osp.join(cfg.work_dir, "earlier_<timestamp>")}/ first')
+    if int(os.environ.get('RANK', '0')) != 0:
+        return  # the first process moves them
+    kept = osp.join(cfg.work_dir,
+                    'earlier_' + time.strftime('%Y%m%d_%H%M%S'))
+    os.makedirs(kept)
+    for name in found + (['last_checkpoint'] if osp.isfile(marker) else []):
+        shutil.move(osp.join(cfg.work_dir, name), kept)
+    print(f'--overwrite: the earlier checkpoints of {cfg.work_dir!r} are '
+          f'now in {kept!r}')
+
+
+def _checkpoints_in(work_dir: str) -> List[str]:
+    return sorted(
+        osp.basename(p) for p in glob.glob(osp.join(work_dir, '*.pth')))
 
 
 def set_test_checkpoint(cfg: Config, checkpoint: str) -> None:
